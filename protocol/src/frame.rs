@@ -30,6 +30,8 @@ pub mod close_code {
 
 /// The longest frame header: 2 bytes, 8 of extended length, 4 of mask.
 pub const MAX_HEADER_LEN: usize = 14;
+/// What an unfinished frame may reserve beyond the bytes that have arrived.
+const PARTIAL_RESERVE: usize = 512;
 /// Control frames carry at most this many payload bytes.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
@@ -363,18 +365,25 @@ impl MessageReader {
             let mut partial = std::mem::take(&mut self.partial);
             // Until the header is whole, take a byte at a time (at most 14).
             let (needed, header_known) = match FrameHeader::parse(&partial)? {
-                Some((h, hl)) => (self.check_size(&h)? + hl, true),
+                Some((h, hl)) => (self.check_header(&h)? + hl, true),
                 None => (partial.len() + 1, false),
             };
             let take = needed.saturating_sub(partial.len()).min(input.len());
             partial.extend_from_slice(&input[..take]);
             input = &mut input[take..];
-            if partial.len() < needed || !header_known {
+            if !header_known {
                 self.partial = partial;
-                if input.is_empty() {
+                // The byte just taken may complete the header (and with it
+                // a frame without payload): look again before waiting.
+                if take == 0 {
                     return Ok(Flow::Continue);
                 }
                 continue;
+            }
+            if partial.len() < needed {
+                // only when `input` ran out
+                self.partial = partial;
+                return Ok(Flow::Continue);
             }
             let (flow, used) = self.parse_frames(&mut partial, &mut on_message)?;
             debug_assert_eq!(used, partial.len());
@@ -391,13 +400,27 @@ impl MessageReader {
     }
 
     fn keep_partial(&mut self, rest: &[u8]) {
-        // Reserve the whole frame once when its header is known.
+        // Reserve no more than has arrived (the Vec grows as bytes come):
+        // a header announcing 64 KiB costs its sender 14 bytes, and a
+        // reservation for the whole frame would let a client make the
+        // server allocate the maximum message size per connection.
         let want = match FrameHeader::parse(rest) {
             Ok(Some((h, hl))) => hl + h.payload_len as usize,
             _ => MAX_HEADER_LEN,
         };
-        self.partial = Vec::with_capacity(want.max(rest.len()));
+        self.partial = Vec::with_capacity(want.min(rest.len().max(PARTIAL_RESERVE)));
         self.partial.extend_from_slice(rest);
+    }
+
+    /// Checks a header as soon as it is whole, whether the frame arrives in
+    /// one read or several, so how TCP cuts the stream never changes which
+    /// violation is found or when; returns the payload length.
+    fn check_header(&self, h: &FrameHeader) -> Result<usize, ProtocolViolation> {
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => Err(ProtocolViolation::protocol("client frame not masked")),
+            (Role::Client, true) => Err(ProtocolViolation::protocol("server frame masked")),
+            _ => self.check_size(h),
+        }
     }
 
     /// Checks the frame against the limits; returns its payload length.
@@ -426,16 +449,7 @@ impl MessageReader {
     ) -> Result<(Flow, usize), ProtocolViolation> {
         let mut at = 0;
         while let Some((h, hl)) = FrameHeader::parse(&buf[at..])? {
-            match (self.role, h.mask.is_some()) {
-                (Role::Server, false) => {
-                    return Err(ProtocolViolation::protocol("client frame not masked"))
-                }
-                (Role::Client, true) => {
-                    return Err(ProtocolViolation::protocol("server frame masked"))
-                }
-                _ => {}
-            }
-            let len = self.check_size(&h)?;
+            let len = self.check_header(&h)?;
             let end = at + hl + len;
             if buf.len() < end {
                 break;
@@ -566,6 +580,31 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(seen, 2);
+    }
+
+    #[test]
+    fn a_bare_header_reserves_little() {
+        let wire = encode_frame(OpCode::Binary, &[1u8; 60_000], Some(MASK));
+        let mut reader = MessageReader::new(Role::Server, 65_536);
+        reader
+            .feed(&mut wire[..14].to_vec(), |_| Flow::Continue)
+            .unwrap();
+        assert!(
+            reader.buffered() <= PARTIAL_RESERVE,
+            "{}",
+            reader.buffered()
+        );
+        let mut seen = 0;
+        for chunk in wire[14..].chunks(7000) {
+            reader
+                .feed(&mut chunk.to_vec(), |m| {
+                    assert!(matches!(m, Message::Binary(b) if b.len() == 60_000));
+                    seen += 1;
+                    Flow::Continue
+                })
+                .unwrap();
+        }
+        assert_eq!((seen, reader.buffered()), (1, 0));
     }
 
     #[test]

@@ -79,6 +79,10 @@ pub fn to_string(msg: &ChatMessage<'_>) -> String {
 /// Decodes one message. Every field but `type` may be omitted; unknown
 /// fields are ignored so clients may carry their own annotations.
 pub fn decode(input: &str) -> Result<ChatMessage<'_>, DecodeError> {
+    // serde would also take the fields as an array; the protocol is objects.
+    if !input.trim_start().starts_with('{') {
+        return Err(DecodeError::Json("expected a JSON object".into()));
+    }
     let wire: JsonIn<'_> =
         serde_json::from_str(input).map_err(|e| DecodeError::Json(e.to_string()))?;
     let kind = MsgType::from_name(&wire.kind)
@@ -162,6 +166,10 @@ mod tests {
         assert!(matches!(decode("{"), Err(DecodeError::Json(_))));
         assert!(matches!(decode("{}"), Err(DecodeError::Json(_))));
         assert!(matches!(decode("[1,2]"), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            decode(r#"["chat","lobby"]"#),
+            Err(DecodeError::Json(_))
+        ));
         assert!(matches!(
             decode(r#"{"type":"dance"}"#),
             Err(DecodeError::UnknownType(_))

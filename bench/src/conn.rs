@@ -1,0 +1,196 @@
+//! A lean WebSocket client connection: a plain tokio `TcpStream` upgraded
+//! with the sans-IO handshake of the `protocol` crate. No per-connection
+//! buffers survive the handshake, so one process can hold ~15,000 of them
+//! within its file limit and a few hundred MB; a full client library would
+//! keep read and write buffers for each.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use protocol::handshake::{self, HandshakeError};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("creating the socket: {0}")]
+    Socket(io::Error),
+    #[error("binding to {ip}: {source}")]
+    Bind { ip: IpAddr, source: io::Error },
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    #[error("connect and upgrade timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("during the upgrade: {0}")]
+    Io(io::Error),
+    #[error("connection closed during the upgrade")]
+    Closed,
+    #[error("upgrade refused: {0}")]
+    Handshake(#[from] HandshakeError),
+}
+
+impl ConnectError {
+    /// A short label for counting failures by cause: no addresses or other
+    /// details that differ between connections failing the same way.
+    pub fn kind(&self) -> String {
+        match self {
+            ConnectError::Socket(e) => format!("socket: {}", io_label(e)),
+            ConnectError::Bind { source, .. } => format!("bind: {}", io_label(source)),
+            ConnectError::Connect(e) => format!("connect: {}", io_label(e)),
+            ConnectError::Timeout(_) => "timeout".to_string(),
+            ConnectError::Io(e) => format!("upgrade I/O: {}", io_label(e)),
+            ConnectError::Closed => "closed during upgrade".to_string(),
+            ConnectError::Handshake(HandshakeError::Status(code)) => format!("HTTP {code}"),
+            ConnectError::Handshake(e) => format!("upgrade: {e}"),
+        }
+    }
+}
+
+/// The OS's wording when there is an errno (EMFILE and EADDRNOTAVAIL must
+/// stay distinguishable), else the error kind.
+fn io_label(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
+/// An upgraded connection. `leftover` holds bytes the server sent after its
+/// 101 answer in the same read (the welcome frame, often).
+#[derive(Debug)]
+pub struct Upgraded {
+    pub stream: TcpStream,
+    pub leftover: Vec<u8>,
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub server: SocketAddr,
+    /// Local address to bind before connecting; the port is left to
+    /// connect() (see [`bind_no_port`]).
+    pub source: Option<IpAddr>,
+    /// Request target, e.g. `/?room=r1&username=u1&proto=binary`.
+    pub path_and_query: String,
+    /// Bounds connect and upgrade together.
+    pub timeout: Duration,
+    pub nodelay: bool,
+}
+
+/// Opens a TCP connection and performs the WebSocket upgrade.
+pub async fn connect(opts: &ConnectOptions) -> Result<Upgraded, ConnectError> {
+    match tokio::time::timeout(opts.timeout, connect_inner(opts)).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::Timeout(opts.timeout)),
+    }
+}
+
+async fn connect_inner(opts: &ConnectOptions) -> Result<Upgraded, ConnectError> {
+    let socket = Socket::new(
+        Domain::for_address(opts.server),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(ConnectError::Socket)?;
+    socket.set_nonblocking(true).map_err(ConnectError::Socket)?;
+    if let Some(ip) = opts.source {
+        bind_no_port(&socket, ip).map_err(|source| ConnectError::Bind { ip, source })?;
+    }
+    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
+    let mut stream = socket
+        .connect(opts.server)
+        .await
+        .map_err(ConnectError::Connect)?;
+    if opts.nodelay {
+        stream.set_nodelay(true).map_err(ConnectError::Socket)?;
+    }
+    let key = handshake::generate_key();
+    let host = opts.server.to_string();
+    let request = handshake::client_request(&host, &opts.path_and_query, &key, &[]);
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(ConnectError::Io)?;
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        if stream.read_buf(&mut buf).await.map_err(ConnectError::Io)? == 0 {
+            return Err(ConnectError::Closed);
+        }
+        if let Some(len) = handshake::parse_response(&buf, &key)? {
+            buf.drain(..len);
+            buf.shrink_to_fit();
+            return Ok(Upgraded {
+                stream,
+                leftover: buf,
+            });
+        }
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.len());
+        }
+    }
+}
+
+/// Binds to `ip` with port 0 but, for IPv4, with IP_BIND_ADDRESS_NO_PORT
+/// set first: the kernel then picks the port at connect() time from the
+/// whole 4-tuple, so one source address serves ~28k connections per server
+/// port instead of ~28k in total.
+pub fn bind_no_port(socket: &Socket, ip: IpAddr) -> io::Result<()> {
+    if ip.is_ipv4() {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid fd owned by `socket`, and a pointer to a c_int
+        // that lives across the call with its exact size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    socket.bind(&SocketAddr::new(ip, 0).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_kinds_are_stable_labels() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(
+            ConnectError::Connect(refused).kind(),
+            "connect: Connection refused (os error 111)"
+        );
+        assert_eq!(
+            ConnectError::Handshake(HandshakeError::Status(503)).kind(),
+            "HTTP 503"
+        );
+        assert_eq!(
+            ConnectError::Timeout(Duration::from_secs(3)).kind(),
+            "timeout"
+        );
+        let plain = io::Error::new(io::ErrorKind::UnexpectedEof, "x");
+        assert_eq!(
+            ConnectError::Io(plain).kind(),
+            "upgrade I/O: unexpected end of file"
+        );
+    }
+
+    #[test]
+    fn bind_no_port_defers_the_port() {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        bind_no_port(&socket, "127.0.0.3".parse().unwrap()).unwrap();
+        let local = socket.local_addr().unwrap().as_socket().unwrap();
+        assert_eq!(local.ip(), "127.0.0.3".parse::<IpAddr>().unwrap());
+        // with the option set, bind() leaves the port unassigned
+        assert_eq!(local.port(), 0);
+    }
+}

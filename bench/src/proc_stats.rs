@@ -1,0 +1,197 @@
+//! Memory and CPU figures of a process, read from /proc (Linux only).
+
+use std::fs;
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Resident memory in kB. VmRSS counts file-backed pages (the binary's
+/// text) as well; RssAnon is the heap and stacks, the part that grows with
+/// connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Memory {
+    pub vm_rss_kb: u64,
+    pub rss_anon_kb: u64,
+}
+
+impl Memory {
+    pub fn of_pid(pid: u32) -> io::Result<Memory> {
+        parse_status(&fs::read_to_string(format!("/proc/{pid}/status"))?)
+    }
+
+    pub fn of_self() -> io::Result<Memory> {
+        parse_status(&fs::read_to_string("/proc/self/status")?)
+    }
+}
+
+fn bad(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Parses the `VmRSS:` and `RssAnon:` lines of /proc/PID/status.
+pub fn parse_status(text: &str) -> io::Result<Memory> {
+    let field = |name: &str| -> io::Result<u64> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .ok_or_else(|| bad(format!("no {name} line in /proc status")))?;
+        let mut parts = line.split_whitespace();
+        let value = parts
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| bad(format!("malformed {name} line: {line:?}")))?;
+        match parts.next() {
+            Some("kB") => Ok(value),
+            other => Err(bad(format!("{name} in unexpected unit {other:?}"))),
+        }
+    };
+    Ok(Memory {
+        vm_rss_kb: field("VmRSS:")?,
+        rss_anon_kb: field("RssAnon:")?,
+    })
+}
+
+/// User plus system CPU time in clock ticks from /proc/PID/stat's fields
+/// 14 and 15. The command name (field 2) may hold spaces and parentheses,
+/// so fields are counted from the last ')'.
+pub fn parse_stat_cpu_ticks(text: &str) -> io::Result<u64> {
+    let after = text
+        .rfind(')')
+        .map(|i| &text[i + 1..])
+        .ok_or_else(|| bad("no ')' in /proc stat".to_string()))?;
+    // after ')' come field 3 (state) onwards: utime is the 12th, stime the 13th
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| bad(format!("malformed /proc stat: {text:?}")))
+    };
+    Ok(num(11)? + num(12)?)
+}
+
+/// A CPU-time reading of one process at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    ticks: u64,
+    at: Instant,
+}
+
+impl CpuSample {
+    pub fn of_pid(pid: u32) -> io::Result<CpuSample> {
+        Self::read(&format!("/proc/{pid}/stat"))
+    }
+
+    pub fn of_self() -> io::Result<CpuSample> {
+        Self::read("/proc/self/stat")
+    }
+
+    fn read(path: &str) -> io::Result<CpuSample> {
+        let at = Instant::now();
+        let ticks = parse_stat_cpu_ticks(&fs::read_to_string(path)?)?;
+        Ok(CpuSample { ticks, at })
+    }
+
+    /// CPU used between `self` and `later` as a percentage of one core
+    /// (200 = two cores busy the whole time).
+    pub fn percent_until(&self, later: &CpuSample) -> f64 {
+        let wall = later.at.saturating_duration_since(self.at);
+        cpu_percent(
+            later.ticks.saturating_sub(self.ticks),
+            clock_ticks_per_sec(),
+            wall,
+        )
+    }
+}
+
+pub fn cpu_percent(ticks: u64, ticks_per_sec: u64, wall: Duration) -> f64 {
+    if wall.is_zero() || ticks_per_sec == 0 {
+        return 0.0;
+    }
+    ticks as f64 / ticks_per_sec as f64 / wall.as_secs_f64() * 100.0
+}
+
+pub fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if v > 0 {
+        v as u64
+    } else {
+        100
+    }
+}
+
+/// This process's open-file limit (soft), which bounds the connections a
+/// process can hold.
+pub fn open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    (rc == 0).then_some(lim.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "Name:\tserver\nVmPeak:\t  100 kB\nVmRSS:\t    5120 kB\nRssAnon:\t    1024 kB\nRssFile:\t    4096 kB\n";
+
+    #[test]
+    fn open_file_limit_is_known() {
+        assert!(open_file_limit().unwrap() > 3);
+    }
+
+    #[test]
+    fn status_fields_parse() {
+        assert_eq!(
+            parse_status(STATUS).unwrap(),
+            Memory {
+                vm_rss_kb: 5120,
+                rss_anon_kb: 1024
+            }
+        );
+        assert!(parse_status("Name:\tx\nVmRSS:\t 5 kB\n").is_err());
+        assert!(parse_status("VmRSS:\t x kB\nRssAnon:\t 1 kB\n").is_err());
+        assert!(parse_status("VmRSS:\t 5 MB\nRssAnon:\t 1 kB\n").is_err());
+    }
+
+    #[test]
+    fn own_status_is_readable() {
+        let m = Memory::of_self().unwrap();
+        assert!(m.vm_rss_kb >= m.rss_anon_kb && m.rss_anon_kb > 0);
+        assert!(Memory::of_pid(std::process::id()).unwrap().vm_rss_kb > 0);
+    }
+
+    #[test]
+    fn stat_cpu_survives_odd_command_names() {
+        let line =
+            "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 500 0 0 0 70 30 0 0 20 0 1 0 100 0 0";
+        assert_eq!(parse_stat_cpu_ticks(line).unwrap(), 100);
+        assert!(parse_stat_cpu_ticks("1234 (x) S 1").is_err());
+        assert!(parse_stat_cpu_ticks("no paren").is_err());
+    }
+
+    #[test]
+    fn spinning_advances_own_cpu_time() {
+        // Not a timing test: spin until the tick counter moves (bounded),
+        // which fails only if the reading never changes.
+        let a = CpuSample::of_self().unwrap();
+        let start = Instant::now();
+        let mut x = 0u64;
+        let b = loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+            if x % 1_000_000 == 0 {
+                let b = CpuSample::of_self().unwrap();
+                if b.ticks >= a.ticks + 3 || start.elapsed() > Duration::from_secs(20) {
+                    break b;
+                }
+            }
+        };
+        assert!(b.ticks >= a.ticks + 3, "CPU time did not advance");
+        assert!(a.percent_until(&b) > 0.0);
+        assert_eq!(cpu_percent(50, 100, Duration::from_secs(1)), 50.0);
+        assert_eq!(cpu_percent(50, 100, Duration::ZERO), 0.0);
+    }
+}

@@ -1,0 +1,433 @@
+//! The life of one upgraded connection: the hot path of the server.
+//!
+//! Memory is the design constraint. A connection owns no read buffer (reads
+//! go into a per-worker scratch buffer and are parsed in place), no write
+//! buffer (frames are written straight from the shared `Bytes` with one
+//! vectored write), no timer (the control thread sweeps idle connections)
+//! and no wait futures: its task waits in a `poll_fn` on the socket's own
+//! readiness slots and the outbox's waker. Setting up and closing are
+//! boxed, so the task's lifelong future is little more than `Connection`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use protocol::frame::{close_frame, Flow, Message, MessageReader, ProtocolViolation, Role};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::chat::Session;
+use crate::conn::{Conn, Taken};
+use crate::metrics::{CloseReason, Metrics, Rejection};
+use crate::shared::{Shared, SlotGuard};
+use crate::upgrade::{self, Upgraded};
+
+/// Bytes read per `read` call into the worker's scratch buffer.
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads per wake-up before yielding to other connections.
+const READS_PER_WAKE: usize = 4;
+/// Frames per vectored write.
+const WRITE_BATCH: usize = 64;
+/// How long a closing connection gets to take its close frame and answer.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// How a connection ended.
+enum End {
+    /// The client sent close: answer with this code and hang up.
+    ClientClose(u16),
+    /// The server closes: send the code, then wait briefly for the answer.
+    Server(CloseReason, u16, &'static str),
+    /// EOF or a socket error: nothing more can be sent.
+    Gone(CloseReason),
+}
+
+/// What woke the connection's task.
+enum Event {
+    Readable,
+    Writable,
+    Work,
+    Failed(io::Error),
+}
+
+/// An upgraded connection: everything its task keeps.
+pub struct Connection {
+    stream: TcpStream,
+    session: Session,
+    reader: MessageReader,
+    out: Outgoing,
+    /// An ending found before the loop started (in bytes sent with the upgrade).
+    early_end: Option<End>,
+    _slot: SlotGuard,
+}
+
+/// Serves one accepted TCP connection from upgrade to close.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let Some(mut conn) = Box::pin(open(stream, shared)).await else {
+        return;
+    };
+    let end = match conn.early_end.take() {
+        Some(end) => end,
+        None => conn.drive().await,
+    };
+    Box::pin(conn.close(end)).await;
+}
+
+/// Runs the upgrade under the handshake timeout and sets the connection up.
+async fn open(mut stream: TcpStream, shared: Arc<Shared>) -> Option<Connection> {
+    let started = Instant::now();
+    let upgraded = tokio::time::timeout(
+        shared.limits.handshake_timeout,
+        upgrade::upgrade(&mut stream, &shared),
+    )
+    .await;
+    let Upgraded {
+        mut leftover,
+        proto,
+        username,
+        room,
+        slot,
+    } = match upgraded {
+        Ok(Ok(upgraded)) => upgraded,
+        Ok(Err(rejection)) => {
+            debug!(?rejection, "upgrade refused");
+            shared.metrics.rejected(rejection).increment(1);
+            return None;
+        }
+        Err(_) => {
+            shared
+                .metrics
+                .rejected(Rejection::HandshakeTimeout)
+                .increment(1);
+            return None;
+        }
+    };
+    shared
+        .metrics
+        .handshake_seconds
+        .record(started.elapsed().as_secs_f64());
+
+    let id = shared.next_conn_id();
+    let handle = Arc::new(Conn::new(
+        id,
+        proto.unwrap_or(shared.limits.default_proto),
+        shared.now_ms(),
+    ));
+    shared.conns.insert(id, handle.clone());
+    shared.metrics.accepted.increment(1);
+    shared.metrics.connections_open.increment(1.0);
+
+    let mut session = Session::new(handle, shared.clone());
+    let mut reader = MessageReader::new(Role::Server, shared.limits.max_message_size);
+    session.start(username.as_deref(), room.as_deref());
+    let early_end = feed(&mut reader, &mut session, &mut leftover);
+    Some(Connection {
+        stream,
+        session,
+        reader,
+        out: Outgoing::default(),
+        early_end,
+        _slot: slot,
+    })
+}
+
+impl Connection {
+    /// The connection's loop: write what is queued, read what arrives,
+    /// until it ends.
+    async fn drive(&mut self) -> End {
+        loop {
+            // A close request wins even over frames still being written.
+            if self.out.is_empty() || self.session.conn.is_closing() {
+                match self.session.conn.take() {
+                    Taken::Frames(frames) => self.out.frames = frames,
+                    Taken::Close(reason) => {
+                        return End::Server(reason, reason.code(), close_text(reason))
+                    }
+                    Taken::Nothing => {}
+                }
+            }
+            if let Err(e) = self.out.flush(&self.stream, &self.session.shared().metrics) {
+                return End::Gone(io_reason(&e));
+            }
+            if let Some((reason, code)) = self.session.close {
+                return match reason {
+                    CloseReason::ClientClose => End::ClientClose(code),
+                    _ => End::Server(reason, code, close_text(reason)),
+                };
+            }
+            match std::future::poll_fn(|cx| self.poll_event(cx)).await {
+                Event::Readable => {
+                    if let Some(end) = self.read() {
+                        return end;
+                    }
+                }
+                // Both are handled at the top of the loop.
+                Event::Writable | Event::Work => {}
+                Event::Failed(e) => return End::Gone(io_reason(&e)),
+            }
+        }
+    }
+
+    fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Event> {
+        if !self.out.is_empty() {
+            match self.stream.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Event::Writable),
+                Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
+                Poll::Pending => {}
+            }
+        }
+        match self.stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Event::Readable),
+            Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
+            Poll::Pending => {}
+        }
+        // While frames are in flight, new ones wait in the outbox (which
+        // is what bounds a slow consumer); only a close is taken then.
+        if self
+            .session
+            .conn
+            .poll_work(cx, self.out.is_empty())
+            .is_ready()
+        {
+            return Poll::Ready(Event::Work);
+        }
+        Poll::Pending
+    }
+
+    /// Reads what the socket has and handles every complete message.
+    fn read(&mut self) -> Option<End> {
+        let Connection {
+            stream,
+            session,
+            reader,
+            ..
+        } = self;
+        SCRATCH.with(|scratch| {
+            // Never held across an await, so one buffer serves every
+            // connection of this worker.
+            let mut buf = scratch.borrow_mut();
+            for _ in 0..READS_PER_WAKE {
+                match stream.try_read(&mut buf[..]) {
+                    Ok(0) => return Some(End::Gone(CloseReason::PeerGone)),
+                    Ok(n) => {
+                        let shared = session.shared();
+                        shared.metrics.bytes_in.increment(n as u64);
+                        session.conn.touch(shared.now_ms());
+                        if let Some(end) = feed(reader, session, &mut buf[..n]) {
+                            return Some(end);
+                        }
+                        if n < buf.len() || session.close.is_some() {
+                            return None;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) => return Some(End::Gone(io_reason(&e))),
+                }
+            }
+            None
+        })
+    }
+
+    /// Sends the close frame the ending calls for, within `CLOSE_GRACE`,
+    /// then releases the connection.
+    async fn close(mut self, end: End) {
+        let reason = match end {
+            End::ClientClose(code) => {
+                self.out.abandon_unsent();
+                self.out.frames.push_back(close_frame(code, "", None));
+                let _ = tokio::time::timeout(CLOSE_GRACE, self.write_all()).await;
+                CloseReason::ClientClose
+            }
+            End::Server(reason, code, text) => {
+                self.out.abandon_unsent();
+                self.out.frames.push_back(close_frame(code, text, None));
+                let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                    self.write_all().await?;
+                    self.await_peer_close().await
+                })
+                .await;
+                reason
+            }
+            End::Gone(reason) => reason,
+        };
+        self.session.leave_all();
+        let shared = self.session.shared();
+        shared.conns.remove(&self.session.conn.id);
+        shared.metrics.closed(reason).increment(1);
+        shared.metrics.connections_open.decrement(1.0);
+    }
+
+    async fn write_all(&mut self) -> io::Result<()> {
+        loop {
+            self.out
+                .flush(&self.stream, &self.session.shared().metrics)?;
+            if self.out.is_empty() {
+                return Ok(());
+            }
+            self.stream.writable().await?;
+        }
+    }
+
+    /// After our close frame: read until the client's close or EOF, discarding.
+    async fn await_peer_close(&mut self) -> io::Result<()> {
+        loop {
+            self.stream.readable().await?;
+            let Connection { stream, reader, .. } = self;
+            let done = SCRATCH.with(|scratch| {
+                let mut buf = scratch.borrow_mut();
+                match stream.try_read(&mut buf[..]) {
+                    Ok(0) => true,
+                    Ok(n) => {
+                        let mut closed = false;
+                        let res = reader.feed(&mut buf[..n], |m| {
+                            closed = matches!(m, Message::Close(_));
+                            if closed {
+                                Flow::Stop
+                            } else {
+                                Flow::Continue
+                            }
+                        });
+                        closed || res.is_err()
+                    }
+                    Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+                }
+            });
+            if done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn feed(reader: &mut MessageReader, session: &mut Session, bytes: &mut [u8]) -> Option<End> {
+    match reader.feed(bytes, |m| session.on_message(m)) {
+        // on_message stops only after setting `close`, which drive acts on
+        Ok(Flow::Continue | Flow::Stop) => None,
+        Err(ProtocolViolation { code, reason }) => {
+            Some(End::Server(CloseReason::from_code(code), code, reason))
+        }
+    }
+}
+
+fn close_text(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::IdleTimeout => "idle timeout",
+        CloseReason::Shutdown => "server shutting down",
+        CloseReason::SlowConsumer => "slow consumer: messages dropped",
+        CloseReason::InvalidPayload => "too many undecodable messages",
+        CloseReason::Unsupported => "too many unsupported messages",
+        _ => "",
+    }
+}
+
+fn io_reason(e: &io::Error) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => CloseReason::PeerGone,
+        _ => CloseReason::IoError,
+    }
+}
+
+/// Frames taken from the outbox and not yet fully written.
+#[derive(Default)]
+struct Outgoing {
+    frames: VecDeque<Bytes>,
+    /// Bytes of the front frame already written.
+    offset: usize,
+}
+
+impl Outgoing {
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Writes as much as the socket takes without waiting.
+    fn flush(&mut self, stream: &TcpStream, metrics: &Metrics) -> io::Result<()> {
+        while !self.frames.is_empty() {
+            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+            let mut count = 0;
+            for (slot, frame) in slices.iter_mut().zip(&self.frames) {
+                let skip = if count == 0 { self.offset } else { 0 };
+                *slot = IoSlice::new(&frame[skip..]);
+                count += 1;
+            }
+            match stream.try_write_vectored(&slices[..count]) {
+                Ok(written) => {
+                    metrics.bytes_out.increment(written as u64);
+                    self.advance(written);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        // Give the queue's memory back: idle connections hold none.
+        if self.frames.capacity() > 0 {
+            self.frames = VecDeque::new();
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        while let Some(front) = self.frames.front() {
+            let left = front.len() - self.offset;
+            if written < left {
+                self.offset += written;
+                return;
+            }
+            written -= left;
+            self.offset = 0;
+            self.frames.pop_front();
+        }
+    }
+
+    /// Drops every frame not yet started, so a close frame can follow a
+    /// partly written one without corrupting the stream.
+    fn abandon_unsent(&mut self) {
+        let keep = usize::from(self.offset > 0);
+        self.frames.truncate(keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The task of an idle connection is `serve`'s future; keep it small.
+    #[tokio::test]
+    async fn idle_connection_future_stays_small() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let shared = Arc::new(Shared::new(
+            crate::shared::Limits::from_opts(&crate::Opts::defaults(), 10),
+            4,
+        ));
+        let size = std::mem::size_of_val(&serve(c, shared));
+        eprintln!(
+            "serve future: {size} bytes, Connection: {}",
+            std::mem::size_of::<Connection>()
+        );
+        assert!(size <= 512, "serve future grew to {size} bytes");
+    }
+
+    #[test]
+    fn advance_walks_partial_frames() {
+        let mut out = Outgoing::default();
+        out.frames.push_back(Bytes::from_static(b"abc"));
+        out.frames.push_back(Bytes::from_static(b"defg"));
+        out.advance(2);
+        assert_eq!((out.frames.len(), out.offset), (2, 2));
+        out.abandon_unsent();
+        assert_eq!(out.frames.len(), 1);
+        out.advance(1);
+        assert!(out.is_empty());
+        assert_eq!(out.offset, 0);
+    }
+}

@@ -1,0 +1,416 @@
+//! The `chat` binary end to end, as real processes talking over real sockets:
+//! against the real server (two clients, one per encoding), against a
+//! scripted fake server (close handling, what goes on the wire), and against
+//! nothing at all (connection refused).
+//!
+//! Every wait is bounded, and every child is killed by a guard, so a broken
+//! server or client fails a test instead of hanging it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use protocol::{ChatMessage, MsgType};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// Generous: debug builds on a shared 2-core machine.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Kills its child on drop, so a failing assertion does not leak processes.
+struct Guard {
+    name: &'static str,
+    child: Child,
+}
+
+impl Guard {
+    fn spawn(name: &'static str, cmd: &mut Command) -> Guard {
+        let child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Guard { name, child }
+    }
+
+    /// The exit status, or a panic if the child is still running after `limit`.
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {limit:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Child::kill signals this child's PID only.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child's output, read line by line on a thread so waits can time out.
+struct Lines {
+    name: String,
+    rx: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn new(name: impl Into<String>, from: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            name: name.into(),
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line matching `pred`, keeping every line read; the error
+    /// lists what was read instead.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{}: no line {what:?} ({e:?}); lines so far:\n{}",
+                        self.name,
+                        self.seen.join("\n")
+                    ))
+                }
+            }
+        }
+    }
+
+    fn expect(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_for(what, pred).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Everything still buffered, after the writer has exited.
+    fn rest(&mut self) -> Vec<String> {
+        while let Ok(line) = self.rx.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+}
+
+struct Client {
+    guard: Guard,
+    stdin: Option<ChildStdin>,
+    out: Lines,
+    err: Lines,
+}
+
+impl Client {
+    fn start(name: &'static str, url: &str, room: &str, proto: &str) -> Client {
+        let mut guard = Guard::spawn(
+            name,
+            Command::new(env!("CARGO_BIN_EXE_chat"))
+                .arg(url)
+                .args(["--room", room, "--username", name, "--proto", proto])
+                .args(["--connect-timeout", "10s"])
+                .env_remove("CHAT_URL")
+                .env("RUST_LOG", "warn"),
+        );
+        let stdin = guard.child.stdin.take();
+        let out = Lines::new(format!("{name} stdout"), guard.child.stdout.take().unwrap());
+        let err = Lines::new(format!("{name} stderr"), guard.child.stderr.take().unwrap());
+        Client {
+            guard,
+            stdin,
+            out,
+            err,
+        }
+    }
+
+    /// Waits for `exact` on stdout; a failure shows the client's stderr too.
+    fn sees(&mut self, exact: &str) {
+        self.sees_matching(exact, |l| l == exact);
+    }
+
+    fn sees_matching(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
+        if let Err(e) = self.out.wait_for(what, pred) {
+            panic!("{e}\nstderr:\n{}", self.err.rest().join("\n"));
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Ctrl-D: the client should close and exit 0.
+    fn end_input(&mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        self.guard.wait(WAIT)
+    }
+}
+
+struct Server {
+    guard: Guard,
+    url: String,
+    _stderr: Lines,
+}
+
+fn start_server() -> Server {
+    let mut guard = Guard::spawn(
+        "server",
+        Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--listen", "127.0.0.1:0", "--no-metrics"])
+            .env("RUST_LOG", "warn"),
+    );
+    let mut out = Lines::new("server stdout", guard.child.stdout.take().unwrap());
+    let mut stderr = Lines::new("server stderr", guard.child.stderr.take().unwrap());
+    let ready = out
+        .wait_for("listening ws=...", |l| l.starts_with("listening "))
+        .unwrap_or_else(|e| panic!("{e}\nserver stderr:\n{}", stderr.rest().join("\n")));
+    let addr = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ws="))
+        .unwrap_or_else(|| panic!("no ws= in ready line {ready:?}"));
+    Server {
+        url: format!("ws://{addr}"),
+        guard,
+        _stderr: stderr,
+    }
+}
+
+#[test]
+fn json_and_binary_clients_chat_through_the_real_server() {
+    let mut server = start_server();
+    let room = "it-lobby";
+
+    let mut alice = Client::start("alice", &server.url, room, "json");
+    alice.sees("* alice joined it-lobby");
+
+    let mut bob = Client::start("bob", &server.url, room, "binary");
+    bob.sees("* bob joined it-lobby");
+    alice.sees("* bob joined it-lobby");
+
+    alice.type_line("hello from alice");
+    bob.sees("[it-lobby] alice: hello from alice");
+    alice.sees("[it-lobby] alice: hello from alice");
+
+    bob.type_line("hi from bob ✓");
+    alice.sees("[it-lobby] bob: hi from bob ✓");
+    bob.sees("[it-lobby] bob: hi from bob ✓");
+
+    bob.type_line("/ping");
+    bob.sees_matching("pong in N ms", |l| {
+        l.strip_prefix("pong in ")
+            .and_then(|l| l.strip_suffix(" ms"))
+            .is_some_and(|ms| ms.parse::<f64>().is_ok())
+    });
+
+    // A piped script: its lines are all sent before the close that end of
+    // input causes, so the room hears them and the client still exits 0.
+    let mut carol = Client::start("carol", &server.url, room, "json");
+    carol.type_line("last words");
+    let status = carol.end_input();
+    assert!(
+        status.success(),
+        "carol exited with {status}: {:?}",
+        carol.err.rest()
+    );
+    alice.sees("[it-lobby] carol: last words");
+    bob.sees("* carol left it-lobby");
+
+    let status = alice.end_input();
+    assert!(
+        status.success(),
+        "alice exited with {status}: {:?}",
+        alice.err.rest()
+    );
+    bob.sees("* alice left it-lobby");
+
+    let status = bob.end_input();
+    assert!(
+        status.success(),
+        "bob exited with {status}: {:?}",
+        bob.err.rest()
+    );
+
+    for client in [&mut alice, &mut bob] {
+        let errors: Vec<String> = client
+            .out
+            .rest()
+            .into_iter()
+            .filter(|l| l.starts_with('!'))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", client.out.name);
+    }
+    assert!(
+        server.guard.child.try_wait().unwrap().is_none(),
+        "the server died during the test"
+    );
+}
+
+/// A one-connection WebSocket server on a thread, run by `script`. Returns
+/// the URL and the request target the client asked for.
+fn fake_server(
+    script: impl FnOnce(&mut tungstenite::WebSocket<std::net::TcpStream>) + Send + 'static,
+) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        // The Result type is tungstenite's Callback signature, not ours.
+        #[allow(clippy::result_large_err)]
+        let callback = |req: &tungstenite::handshake::server::Request,
+                        resp: tungstenite::handshake::server::Response| {
+            let _ = tx.send(req.uri().to_string());
+            Ok(resp)
+        };
+        let mut ws = tungstenite::accept_hdr(stream, callback).unwrap();
+        script(&mut ws);
+    });
+    (url, rx)
+}
+
+fn read_chat(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Message {
+    loop {
+        match ws.read().unwrap() {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn an_unrequested_close_is_reported_and_fails_the_exit_status() {
+    let (url, target) = fake_server(|ws| {
+        let mut welcome = ChatMessage::new(MsgType::System).with_payload(b"welcome".to_vec());
+        welcome.user_id = 7;
+        ws.send(Message::binary(protocol::binary::to_vec(&welcome)))
+            .unwrap();
+        let chat = ChatMessage::new(MsgType::Chat)
+            .with_room("r&d")
+            .with_username("carol")
+            .with_payload(b"in json".to_vec());
+        ws.send(Message::text(protocol::json::to_string(&chat)))
+            .unwrap();
+        ws.close(Some(tungstenite::protocol::CloseFrame {
+            code: 4000.into(),
+            reason: "go away".into(),
+        }))
+        .unwrap();
+        // Finish the close handshake: the client answers our close.
+        while ws.read().is_ok() {}
+    });
+    let mut bob = Client::start("bob smith", &url, "r&d", "binary");
+
+    let target = target.recv_timeout(WAIT).unwrap();
+    assert_eq!(target, "/?username=bob%20smith&room=r%26d&proto=binary");
+
+    // Whatever the encoding, the client prints it.
+    bob.sees("* welcome, your user id is 7");
+    bob.sees("[r&d] carol: in json");
+    let status = bob.guard.wait(WAIT);
+    assert!(
+        !status.success(),
+        "an unrequested close must fail the exit status"
+    );
+    bob.err.expect("close code and reason", |l| {
+        l.contains("4000") && l.contains("go away")
+    });
+}
+
+#[test]
+fn lines_go_out_in_the_chosen_encoding_and_quit_closes_normally() {
+    let (done_tx, done_rx) = mpsc::channel();
+    let (url, _target) = fake_server(move |ws| {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(read_chat(ws));
+        }
+        let _ = done_tx.send(got);
+    });
+    let mut alice = Client::start("alice", &url, "lobby", "json");
+    alice.type_line("");
+    alice.type_line("/join dev");
+    alice.type_line("//slash");
+    alice.type_line("/quit");
+    let status = alice.guard.wait(WAIT);
+    assert!(
+        status.success(),
+        "/quit exited with {status}: {:?}",
+        alice.err.rest()
+    );
+
+    let got = done_rx.recv_timeout(WAIT).unwrap();
+    let decoded: Vec<ChatMessage> = got[..2]
+        .iter()
+        .map(|m| match m {
+            Message::Text(t) => protocol::json::decode(t.as_str()).unwrap().into_owned(),
+            other => panic!("json client sent {other:?}"),
+        })
+        .collect();
+    assert_eq!(decoded[0].kind(), Some(MsgType::Join));
+    assert_eq!((&*decoded[0].room, &*decoded[0].username), ("dev", "alice"));
+    assert_eq!(decoded[1].kind(), Some(MsgType::Chat));
+    assert_eq!(
+        (&*decoded[1].room, &*decoded[1].payload),
+        ("dev", &b"/slash"[..])
+    );
+    match &got[2] {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1000),
+        other => panic!("expected a normal close, got {other:?}"),
+    }
+}
+
+#[test]
+fn connection_refused_is_a_clear_error() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut client = Client::start("alice", &format!("ws://127.0.0.1:{port}"), "lobby", "json");
+    let status = client.guard.wait(WAIT);
+    assert!(!status.success());
+    let err = client.err.rest().join("\n");
+    assert!(
+        err.contains("cannot connect") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_bad_url_is_a_clear_error() {
+    let mut client = Client::start("alice", "localhost:8080", "lobby", "json");
+    let status = client.guard.wait(WAIT);
+    assert!(!status.success());
+    let err = client.err.rest().join("\n");
+    assert!(err.contains("not a WebSocket URL"), "{err}");
+}

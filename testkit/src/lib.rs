@@ -1,0 +1,275 @@
+//! Shared by integration tests across the workspace, so every crate tests
+//! against the real server the same way. Everything waits with a timeout:
+//! a broken server fails a test, it never hangs it.
+
+mod client_ext;
+pub mod prom;
+pub mod raw;
+
+pub use client_ext::rss_bytes;
+pub use prom::{scrape, scrape_until, Exposition};
+pub use raw::{http_exchange, upgrade_status, RawClient, RawFrame};
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use protocol::{binary, json, ChatMessage, MsgType, Proto};
+use server::{Opts, Server, ServerHandle};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for anything the server should do promptly.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Default options on 127.0.0.1:0 with no metrics endpoint; adjust fields
+/// before `start_server`.
+pub fn opts() -> Opts {
+    let mut opts = Opts::defaults();
+    opts.listen = "127.0.0.1:0".parse().expect("literal address");
+    opts.metrics_listen = "127.0.0.1:0".parse().expect("literal address");
+    opts.no_metrics = true;
+    opts.workers = Some(2);
+    opts
+}
+
+/// Starts an in-process server on an ephemeral port.
+pub fn start_server(opts: Opts) -> ServerHandle {
+    Server::bind(opts)
+        .and_then(Server::start)
+        .expect("test server starts")
+}
+
+/// The server binary run as a child process; killed on drop.
+pub struct ServerProcess {
+    pub child: Child,
+    pub ws: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+}
+
+impl ServerProcess {
+    /// Runs `bin` (e.g. `env!("CARGO_BIN_EXE_server")`) on ephemeral ports
+    /// with extra `args` and reads its ready line.
+    pub fn spawn(bin: &str, args: &[&str]) -> anyhow::Result<ServerProcess> {
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("spawning {bin}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("server printed no ready line within 20 s");
+            }
+        };
+        let (ws, metrics) = parse_ready_line(&line)?;
+        Ok(ServerProcess { child, ws, metrics })
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.ws)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("server did not exit within {within:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `listening ws=ADDR metrics=ADDR|off`.
+pub fn parse_ready_line(line: &str) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
+    let mut ws = None;
+    let mut metrics = None;
+    for word in line.split_whitespace() {
+        if let Some(v) = word.strip_prefix("ws=") {
+            ws = Some(v.parse()?);
+        } else if let Some(v) = word.strip_prefix("metrics=") {
+            metrics = (v != "off").then(|| v.parse()).transpose()?;
+        }
+    }
+    Ok((
+        ws.ok_or_else(|| anyhow!("no ws= in ready line {line:?}"))?,
+        metrics,
+    ))
+}
+
+/// GETs `path` from `addr` over plain HTTP/1.1 and returns (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("no status in {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// What a client received.
+#[derive(Debug)]
+pub enum Received {
+    Chat(ChatMessage<'static>, Proto),
+    Close(Option<u16>, String),
+    /// Anything else tungstenite surfaced (ping, pong, raw frame).
+    Other(Message),
+}
+
+/// A real WebSocket client speaking the chat protocol in one encoding.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub proto: Proto,
+    /// The user_id from the welcome.
+    pub id: u64,
+}
+
+impl Client {
+    /// Connects to `addr` with `query` (e.g. "room=lobby&username=al") and
+    /// consumes the welcome.
+    pub async fn connect(addr: SocketAddr, proto: Proto, query: &str) -> anyhow::Result<Client> {
+        let url = format!("ws://{addr}/?proto={}&{query}", proto.as_str());
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .context("connect timed out")??;
+        let mut client = Client { ws, proto, id: 0 };
+        let welcome = client.recv_kind(MsgType::System).await?;
+        if welcome.payload_str() != Some("welcome") {
+            bail!("first message was not the welcome: {welcome:?}");
+        }
+        client.id = welcome.user_id;
+        Ok(client)
+    }
+
+    pub async fn send(&mut self, msg: &ChatMessage<'_>) -> anyhow::Result<()> {
+        let frame = match self.proto {
+            Proto::Binary => Message::binary(binary::to_vec(msg)),
+            Proto::Json => Message::text(json::to_string(msg)),
+        };
+        self.ws.send(frame).await?;
+        Ok(())
+    }
+
+    pub async fn join(&mut self, room: &str) -> anyhow::Result<()> {
+        self.send(&ChatMessage::new(MsgType::Join).with_room(room))
+            .await
+    }
+
+    pub async fn chat(&mut self, room: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.send(
+            &ChatMessage::new(MsgType::Chat)
+                .with_room(room)
+                .with_payload(payload),
+        )
+        .await
+    }
+
+    /// The next frame, decoded; errors on timeout.
+    pub async fn recv(&mut self) -> anyhow::Result<Received> {
+        self.recv_within(WAIT).await
+    }
+
+    pub async fn recv_within(&mut self, wait: Duration) -> anyhow::Result<Received> {
+        let next = tokio::time::timeout(wait, self.ws.next())
+            .await
+            .context("nothing received in time")?;
+        let msg = match next {
+            None => return Ok(Received::Close(None, "stream ended".into())),
+            Some(Err(e)) => return Ok(Received::Close(None, format!("error: {e}"))),
+            Some(Ok(m)) => m,
+        };
+        Ok(match msg {
+            Message::Binary(b) => Received::Chat(
+                binary::decode(&b).map_err(|e| anyhow!("{e}"))?.into_owned(),
+                Proto::Binary,
+            ),
+            Message::Text(t) => Received::Chat(
+                json::decode(t.as_str())
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into_owned(),
+                Proto::Json,
+            ),
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|CloseFrame { code, reason }| (Some(u16::from(code)), reason.to_string()))
+                    .unwrap_or((None, String::new()));
+                Received::Close(code, reason)
+            }
+            other => Received::Other(other),
+        })
+    }
+
+    /// The next chat-protocol message of `kind`, skipping others.
+    pub async fn recv_kind(&mut self, kind: MsgType) -> anyhow::Result<ChatMessage<'static>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv_within(left).await? {
+                Received::Chat(m, _) if m.kind() == Some(kind) => return Ok(m),
+                Received::Close(code, reason) => {
+                    bail!("closed ({code:?} {reason}) waiting for {kind:?}")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for the server's close frame; returns its code.
+    pub async fn expect_close(&mut self) -> anyhow::Result<Option<u16>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Received::Close(code, _) = self.recv_within(left).await? {
+                return Ok(code);
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) -> anyhow::Result<()> {
+        match tokio::time::timeout(quiet, self.ws.next()).await {
+            Err(_) => Ok(()),
+            Ok(m) => bail!("expected silence, got {m:?}"),
+        }
+    }
+}
