@@ -2,13 +2,14 @@
 //! through their ready line, measured through /proc, stopped with SIGTERM.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
+
+use server::ReadyLine;
 
 use crate::proc_stats::{CpuSample, Memory};
 
@@ -20,42 +21,12 @@ pub enum ServerError {
     ReadyTimeout(Duration),
     #[error("server exited before its ready line ({0})")]
     ExitedEarly(String),
-    #[error("unexpected ready line {0:?} (want `listening ws=ADDR metrics=ADDR|off`)")]
-    BadReadyLine(String),
+    #[error(transparent)]
+    BadReadyLine(#[from] server::ready::BadReadyLine),
     #[error("server I/O: {0}")]
     Io(#[from] io::Error),
     #[error("server pid {pid} did not exit within {timeout:?} of SIGTERM; killed")]
     StopTimeout { pid: u32, timeout: Duration },
-}
-
-/// The addresses announced by `listening ws=ADDR metrics=ADDR|off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadyLine {
-    pub ws: SocketAddr,
-    pub metrics: Option<SocketAddr>,
-}
-
-pub fn parse_ready_line(line: &str) -> Result<ReadyLine, ServerError> {
-    let bad = || ServerError::BadReadyLine(line.to_string());
-    let mut words = line.split_whitespace();
-    if words.next() != Some("listening") {
-        return Err(bad());
-    }
-    let (mut ws, mut metrics) = (None, None);
-    for word in words {
-        match word.split_once('=') {
-            Some(("ws", v)) => ws = Some(v.parse::<SocketAddr>().map_err(|_| bad())?),
-            Some(("metrics", "off")) => metrics = Some(None),
-            Some(("metrics", v)) => {
-                metrics = Some(Some(v.parse::<SocketAddr>().map_err(|_| bad())?))
-            }
-            _ => return Err(bad()),
-        }
-    }
-    match (ws, metrics) {
-        (Some(ws), Some(metrics)) => Ok(ReadyLine { ws, metrics }),
-        _ => Err(bad()),
-    }
 }
 
 /// The server binary next to the running executable: `cargo run --release
@@ -130,7 +101,7 @@ impl ServerProcess {
             }
             Ok(Ok(_)) => {}
         }
-        let ready = parse_ready_line(line.trim_end())?;
+        let ready: ReadyLine = line.trim_end().parse()?;
         tokio::spawn(drain_stdout(lines));
         Ok(ServerProcess { child, pid, ready })
     }
@@ -201,34 +172,6 @@ pub fn check_server_bin(bin: &Path) -> Result<(), ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ready_line_parses() {
-        let r = parse_ready_line("listening ws=127.0.0.1:43123 metrics=127.0.0.1:43124").unwrap();
-        assert_eq!(r.ws, "127.0.0.1:43123".parse().unwrap());
-        assert_eq!(r.metrics, Some("127.0.0.1:43124".parse().unwrap()));
-        let r = parse_ready_line("listening ws=[::1]:80 metrics=off").unwrap();
-        assert_eq!(r.ws, "[::1]:80".parse().unwrap());
-        assert_eq!(r.metrics, None);
-    }
-
-    #[test]
-    fn bad_ready_lines_are_refused() {
-        for line in [
-            "",
-            "listening",
-            "listening ws=127.0.0.1:1",
-            "listening metrics=off",
-            "ready ws=127.0.0.1:1 metrics=off",
-            "listening ws=localhost:1 metrics=off",
-            "listening ws=127.0.0.1:1 metrics=off extra=1",
-        ] {
-            assert!(
-                matches!(parse_ready_line(line), Err(ServerError::BadReadyLine(_))),
-                "{line:?}"
-            );
-        }
-    }
 
     #[tokio::test]
     async fn a_fake_server_is_started_read_and_stopped() {

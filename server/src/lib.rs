@@ -18,6 +18,7 @@ mod control;
 pub mod limits;
 mod listener;
 pub mod metrics;
+pub mod ready;
 mod rooms;
 mod session;
 mod shared;
@@ -33,6 +34,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 pub use config::Opts;
+pub use ready::ReadyLine;
 use shared::{Limits, Shared};
 
 /// Where the server is in its life. Workers accept while `Running`, serve
@@ -98,6 +100,14 @@ impl Server {
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The line announcing the bound addresses.
+    pub fn ready_line(&self) -> ReadyLine {
+        ReadyLine {
+            ws: self.local_addr,
+            metrics: self.metrics_addr,
+        }
     }
 
     /// Starts the workers and the control thread.

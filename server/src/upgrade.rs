@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use protocol::handshake::{self, HandshakeError};
+use protocol::handshake;
 use protocol::Proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -123,10 +123,4 @@ async fn refuse<T>(
         .await;
     let _ = stream.shutdown().await;
     Err(rejection)
-}
-
-impl From<HandshakeError> for Rejection {
-    fn from(_: HandshakeError) -> Rejection {
-        Rejection::BadRequest
-    }
 }

@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use protocol::{ChatMessage, MsgType};
+use testkit::ServerProcess;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Generous: debug builds on a shared 2-core machine.
@@ -175,33 +176,9 @@ impl Client {
     }
 }
 
-struct Server {
-    guard: Guard,
-    url: String,
-    _stderr: Lines,
-}
-
-fn start_server() -> Server {
-    let mut guard = Guard::spawn(
-        "server",
-        Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--listen", "127.0.0.1:0", "--no-metrics"])
-            .env("RUST_LOG", "warn"),
-    );
-    let mut out = Lines::new("server stdout", guard.child.stdout.take().unwrap());
-    let mut stderr = Lines::new("server stderr", guard.child.stderr.take().unwrap());
-    let ready = out
-        .wait_for("listening ws=...", |l| l.starts_with("listening "))
-        .unwrap_or_else(|e| panic!("{e}\nserver stderr:\n{}", stderr.rest().join("\n")));
-    let addr = ready
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("ws="))
-        .unwrap_or_else(|| panic!("no ws= in ready line {ready:?}"));
-    Server {
-        url: format!("ws://{addr}"),
-        guard,
-        _stderr: stderr,
-    }
+fn start_server() -> ServerProcess {
+    ServerProcess::spawn(env!("CARGO_BIN_EXE_server"), &["--no-metrics"])
+        .unwrap_or_else(|e| panic!("server did not start: {e:#}"))
 }
 
 #[test]
@@ -209,10 +186,10 @@ fn json_and_binary_clients_chat_through_the_real_server() {
     let mut server = start_server();
     let room = "it-lobby";
 
-    let mut alice = Client::start("alice", &server.url, room, "json");
+    let mut alice = Client::start("alice", &server.url(), room, "json");
     alice.sees("* alice joined it-lobby");
 
-    let mut bob = Client::start("bob", &server.url, room, "binary");
+    let mut bob = Client::start("bob", &server.url(), room, "binary");
     bob.sees("* bob joined it-lobby");
     alice.sees("* bob joined it-lobby");
 
@@ -233,7 +210,7 @@ fn json_and_binary_clients_chat_through_the_real_server() {
 
     // A piped script: its lines are all sent before the close that end of
     // input causes, so the room hears them and the client still exits 0.
-    let mut carol = Client::start("carol", &server.url, room, "json");
+    let mut carol = Client::start("carol", &server.url(), room, "json");
     carol.type_line("last words");
     let status = carol.end_input();
     assert!(
@@ -269,7 +246,7 @@ fn json_and_binary_clients_chat_through_the_real_server() {
         assert!(errors.is_empty(), "{}: {errors:?}", client.out.name);
     }
     assert!(
-        server.guard.child.try_wait().unwrap().is_none(),
+        server.child.try_wait().unwrap().is_none(),
         "the server died during the test"
     );
 }

@@ -77,8 +77,12 @@ impl ServerProcess {
                 bail!("server printed no ready line within 20 s");
             }
         };
-        let (ws, metrics) = parse_ready_line(&line)?;
-        Ok(ServerProcess { child, ws, metrics })
+        let ready: server::ReadyLine = line.trim_end().parse()?;
+        Ok(ServerProcess {
+            child,
+            ws: ready.ws,
+            metrics: ready.metrics,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -107,23 +111,6 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Parses `listening ws=ADDR metrics=ADDR|off`.
-pub fn parse_ready_line(line: &str) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
-    let mut ws = None;
-    let mut metrics = None;
-    for word in line.split_whitespace() {
-        if let Some(v) = word.strip_prefix("ws=") {
-            ws = Some(v.parse()?);
-        } else if let Some(v) = word.strip_prefix("metrics=") {
-            metrics = (v != "off").then(|| v.parse()).transpose()?;
-        }
-    }
-    Ok((
-        ws.ok_or_else(|| anyhow!("no ws= in ready line {line:?}"))?,
-        metrics,
-    ))
 }
 
 /// GETs `path` from `addr` over plain HTTP/1.1 and returns (status, body).
