@@ -24,11 +24,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::chat::{self, MaskSource};
-use crate::conn::{self, ConnectOptions};
-use crate::proc_stats::{CpuSample, Memory};
 use crate::report::{latency_histogram, LatencySummary};
 use crate::server_proc::{ServerConfig, ServerProcess};
+use loadgen::chat::{self, MaskSource};
+use loadgen::conn::{self, ConnectOptions};
+use loadgen::proc_stats::{CpuSample, Memory};
 
 #[derive(Debug, Clone)]
 pub struct BroadcastConfig {
@@ -82,7 +82,7 @@ impl BroadcastConfig {
         if self.duration.is_zero() {
             bail!("--duration must be above zero");
         }
-        if let Some(limit) = crate::proc_stats::open_file_limit() {
+        if let Some(limit) = loadgen::proc_stats::open_file_limit() {
             if self.connections() as u64 + 100 > limit {
                 bail!(
                     "{} connections do not fit this process's open-file limit ({limit})",
@@ -248,6 +248,7 @@ pub async fn measure(
                     "/?room={room}&username={username}&proto={}",
                     cfg.proto.as_str()
                 ),
+                host: None,
                 timeout: cfg.connect_timeout,
                 nodelay: true,
             };

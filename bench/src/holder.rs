@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::conn::{self, ConnectOptions};
-use crate::proc_stats::Memory;
-use crate::source_ips::{self, SourceIpsError};
+use loadgen::conn::{self, ConnectOptions};
+use loadgen::proc_stats::Memory;
+use loadgen::source_ips::{self, SourceIpsError};
 
 /// The command line of a holder process (the hidden `hold` subcommand).
 /// Kept next to [`HoldArgs::to_args`] so the two cannot drift apart; no
@@ -172,6 +172,7 @@ impl HoldPlan {
             source: (!self.source_ips.is_empty())
                 .then(|| self.source_ips[g % self.source_ips.len()]),
             path_and_query: self.path_and_query.clone(),
+            host: None,
             timeout: self.connect_timeout,
             nodelay: false,
         }
@@ -306,7 +307,7 @@ mod tests {
                 "127.0.0.1:1".parse().unwrap(),
                 "127.0.0.1:2".parse().unwrap(),
             ],
-            source_ips: crate::source_ips::parse("127.0.0.2-127.0.0.4").unwrap(),
+            source_ips: loadgen::source_ips::parse("127.0.0.2-127.0.0.4").unwrap(),
             first: 0,
             count: 6,
             concurrency: 1,

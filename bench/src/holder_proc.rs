@@ -10,7 +10,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::holder::{HoldArgs, HolderEvent};
-use crate::proc_stats::Memory;
+use loadgen::proc_stats::Memory;
 
 /// What the parent hears from holder `index`: an event, or `None` once its
 /// stdout has closed (it exited).

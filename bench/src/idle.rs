@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 
 use crate::holder::{HoldArgs, HolderEvent};
 use crate::holder_proc::HolderProcess;
-use crate::plan;
-use crate::proc_stats::Memory;
 use crate::server_proc::{ServerConfig, ServerProcess};
+use loadgen::plan;
+use loadgen::proc_stats::Memory;
 
 #[derive(Debug, Clone)]
 pub struct IdleConfig {

@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use server::ReadyLine;
 
-use crate::proc_stats::{CpuSample, Memory};
+use loadgen::proc_stats::{CpuSample, Memory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -175,7 +175,7 @@ fn config(proto: Proto) -> BroadcastConfig {
         duration: Duration::from_secs(1),
         drain: Duration::from_secs(3),
         proto,
-        source_ips: bench::source_ips::parse("127.0.0.2-127.0.0.3").unwrap(),
+        source_ips: loadgen::source_ips::parse("127.0.0.2-127.0.0.3").unwrap(),
         connect_timeout: Duration::from_secs(10),
         concurrency: 4,
         join_timeout: Duration::from_secs(20),

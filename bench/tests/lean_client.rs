@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bench::conn::{self, ConnectError, ConnectOptions};
 use bench::holder::{self, HoldPlan, HolderEvent};
+use loadgen::conn::{self, ConnectError, ConnectOptions};
 use protocol::frame::{encode_frame, Flow, Message, MessageReader, OpCode, Role};
 use protocol::handshake;
 use protocol::{ChatMessage, MsgType};
@@ -80,6 +80,7 @@ fn options(server: SocketAddr, source: Option<&str>) -> ConnectOptions {
         server,
         source: source.map(|s| s.parse().unwrap()),
         path_and_query: "/?room=r&username=u".into(),
+        host: None,
         timeout: Duration::from_secs(10),
         nodelay: true,
     }
@@ -157,7 +158,7 @@ async fn holder_splits_connections_exactly() {
     let (b, mut peers_b) = mock_server(Answer::Upgrade).await;
     let plan = HoldPlan {
         servers: vec![a, b],
-        source_ips: bench::source_ips::parse("127.0.0.2-127.0.0.4").unwrap(),
+        source_ips: loadgen::source_ips::parse("127.0.0.2-127.0.0.4").unwrap(),
         first: 7,
         count: 60,
         concurrency: 8,

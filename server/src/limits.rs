@@ -9,31 +9,19 @@ const RESERVED_FDS: u64 = 64;
 /// Raises the soft RLIMIT_NOFILE to the hard limit and returns the new soft
 /// limit. Containers and some VMs cap the hard limit; we cannot go past it.
 pub fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                info!(
-                    from = lim.rlim_cur,
-                    to = lim.rlim_max,
-                    "raised the open-file limit"
-                );
-                return lim.rlim_max;
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(soft, _)| soft);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) => {
+            if now > before {
+                info!(from = before, to = now, "raised the open-file limit");
             }
+            now
+        }
+        Err(e) => {
+            warn!("cannot read or raise the open-file limit: {e}");
+            before.max(1024)
         }
     }
-    lim.rlim_cur
 }
 
 /// The connection limit this process can honour: `requested`, unless the
@@ -68,14 +56,7 @@ mod tests {
 
     #[test]
     fn raising_never_lowers() {
-        let before = unsafe {
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-            lim.rlim_cur
-        };
+        let (before, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
         assert!(raise_nofile() >= before);
     }
 }

@@ -9,14 +9,13 @@
 //! boxed, so the task's lifelong future is little more than `Connection`.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use protocol::frame::{close_frame, Flow, Message, MessageReader, ProtocolViolation, Role};
+use protocol::write_queue::WriteQueue;
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -30,8 +29,6 @@ use crate::upgrade::{self, Upgraded};
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per wake-up before yielding to other connections.
 const READS_PER_WAKE: usize = 4;
-/// Frames per vectored write.
-const WRITE_BATCH: usize = 64;
 /// How long a closing connection gets to take its close frame and answer.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -62,7 +59,7 @@ pub struct Connection {
     stream: TcpStream,
     session: Session,
     reader: MessageReader,
-    out: Outgoing,
+    out: WriteQueue,
     /// An ending found before the loop started (in bytes sent with the upgrade).
     early_end: Option<End>,
     _slot: SlotGuard,
@@ -132,7 +129,7 @@ async fn open(mut stream: TcpStream, shared: Arc<Shared>) -> Option<Connection> 
         stream,
         session,
         reader,
-        out: Outgoing::default(),
+        out: WriteQueue::default(),
         early_end,
         _slot: slot,
     })
@@ -146,14 +143,14 @@ impl Connection {
             // A close request wins even over frames still being written.
             if self.out.is_empty() || self.session.conn.is_closing() {
                 match self.session.conn.take() {
-                    Taken::Frames(frames) => self.out.frames = frames,
+                    Taken::Frames(frames) => self.out.extend(frames),
                     Taken::Close(reason) => {
                         return End::Server(reason, reason.code(), close_text(reason))
                     }
                     Taken::Nothing => {}
                 }
             }
-            if let Err(e) = self.out.flush(&self.stream, &self.session.shared().metrics) {
+            if let Err(e) = flush(&mut self.out, &self.stream, &self.session.shared().metrics) {
                 return End::Gone(io_reason(&e));
             }
             if let Some((reason, code)) = self.session.close {
@@ -241,13 +238,13 @@ impl Connection {
         let reason = match end {
             End::ClientClose(code) => {
                 self.out.abandon_unsent();
-                self.out.frames.push_back(close_frame(code, "", None));
+                self.out.push(close_frame(code, "", None));
                 let _ = tokio::time::timeout(CLOSE_GRACE, self.write_all()).await;
                 CloseReason::ClientClose
             }
             End::Server(reason, code, text) => {
                 self.out.abandon_unsent();
-                self.out.frames.push_back(close_frame(code, text, None));
+                self.out.push(close_frame(code, text, None));
                 let _ = tokio::time::timeout(CLOSE_GRACE, async {
                     self.write_all().await?;
                     self.await_peer_close().await
@@ -266,8 +263,7 @@ impl Connection {
 
     async fn write_all(&mut self) -> io::Result<()> {
         loop {
-            self.out
-                .flush(&self.stream, &self.session.shared().metrics)?;
+            flush(&mut self.out, &self.stream, &self.session.shared().metrics)?;
             if self.out.is_empty() {
                 return Ok(());
             }
@@ -336,64 +332,13 @@ fn io_reason(e: &io::Error) -> CloseReason {
     }
 }
 
-/// Frames taken from the outbox and not yet fully written.
-#[derive(Default)]
-struct Outgoing {
-    frames: VecDeque<Bytes>,
-    /// Bytes of the front frame already written.
-    offset: usize,
-}
-
-impl Outgoing {
-    fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    /// Writes as much as the socket takes without waiting.
-    fn flush(&mut self, stream: &TcpStream, metrics: &Metrics) -> io::Result<()> {
-        while !self.frames.is_empty() {
-            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
-            let mut count = 0;
-            for (slot, frame) in slices.iter_mut().zip(&self.frames) {
-                let skip = if count == 0 { self.offset } else { 0 };
-                *slot = IoSlice::new(&frame[skip..]);
-                count += 1;
-            }
-            match stream.try_write_vectored(&slices[..count]) {
-                Ok(written) => {
-                    metrics.bytes_out.increment(written as u64);
-                    self.advance(written);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-        // Give the queue's memory back: idle connections hold none.
-        if self.frames.capacity() > 0 {
-            self.frames = VecDeque::new();
-        }
-        Ok(())
-    }
-
-    fn advance(&mut self, mut written: usize) {
-        while let Some(front) = self.frames.front() {
-            let left = front.len() - self.offset;
-            if written < left {
-                self.offset += written;
-                return;
-            }
-            written -= left;
-            self.offset = 0;
-            self.frames.pop_front();
-        }
-    }
-
-    /// Drops every frame not yet started, so a close frame can follow a
-    /// partly written one without corrupting the stream.
-    fn abandon_unsent(&mut self) {
-        let keep = usize::from(self.offset > 0);
-        self.frames.truncate(keep);
-    }
+/// Writes what the socket takes now, counting the bytes.
+fn flush(out: &mut WriteQueue, stream: &TcpStream, metrics: &Metrics) -> io::Result<()> {
+    out.write_with(
+        |slices| stream.try_write_vectored(slices),
+        |n| metrics.bytes_out.increment(n as u64),
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]
@@ -415,19 +360,5 @@ mod tests {
             std::mem::size_of::<Connection>()
         );
         assert!(size <= 512, "serve future grew to {size} bytes");
-    }
-
-    #[test]
-    fn advance_walks_partial_frames() {
-        let mut out = Outgoing::default();
-        out.frames.push_back(Bytes::from_static(b"abc"));
-        out.frames.push_back(Bytes::from_static(b"defg"));
-        out.advance(2);
-        assert_eq!((out.frames.len(), out.offset), (2, 2));
-        out.abandon_unsent();
-        assert_eq!(out.frames.len(), 1);
-        out.advance(1);
-        assert!(out.is_empty());
-        assert_eq!(out.offset, 0);
     }
 }

@@ -7,8 +7,8 @@ use anyhow::Context;
 use bench::broadcast::{self, BroadcastConfig, BroadcastResult};
 use bench::report::{self, fixed, LatencySummary};
 use bench::server_proc::{self, ServerConfig};
-use bench::source_ips;
 use clap::Parser;
+use loadgen::source_ips;
 use protocol::Proto;
 use serde::Serialize;
 

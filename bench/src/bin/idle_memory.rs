@@ -8,8 +8,8 @@ use bench::holder::{self, HoldArgs};
 use bench::idle::{self, CountResult, IdleConfig};
 use bench::report::{self, fixed, mib};
 use bench::server_proc::{self, ServerConfig};
-use bench::{proc_stats, source_ips};
 use clap::{Args, Parser, Subcommand};
+use loadgen::{proc_stats, source_ips};
 use serde::Serialize;
 
 #[derive(Parser)]

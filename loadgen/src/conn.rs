@@ -51,7 +51,7 @@ impl ConnectError {
 
 /// The OS's wording when there is an errno (EMFILE and EADDRNOTAVAIL must
 /// stay distinguishable), else the error kind.
-fn io_label(e: &io::Error) -> String {
+pub fn io_label(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code).to_string(),
         None => e.kind().to_string(),
@@ -75,6 +75,8 @@ pub struct ConnectOptions {
     pub source: Option<IpAddr>,
     /// Request target, e.g. `/?room=r1&username=u1&proto=binary`.
     pub path_and_query: String,
+    /// The Host header; `None` uses the server address.
+    pub host: Option<String>,
     /// Bounds connect and upgrade together.
     pub timeout: Duration,
     pub nodelay: bool,
@@ -108,7 +110,7 @@ async fn connect_inner(opts: &ConnectOptions) -> Result<Upgraded, ConnectError> 
         stream.set_nodelay(true).map_err(ConnectError::Socket)?;
     }
     let key = handshake::generate_key();
-    let host = opts.server.to_string();
+    let host = opts.host.clone().unwrap_or_else(|| opts.server.to_string());
     let request = handshake::client_request(&host, &opts.path_and_query, &key, &[]);
     stream
         .write_all(request.as_bytes())

@@ -1,0 +1,430 @@
+//! One load connection after its upgrade: sends on an open-model timetable,
+//! reads everything the server sends and times what it recognises, keeps
+//! the connection alive with pings, and closes politely at the end.
+//!
+//! Open model: a sender's k-th message is due at `first + k × interval`
+//! whatever happened to earlier ones, and latency counts from the due time,
+//! so a stalled server shows up as latency, not as a lower send rate
+//! (coordinated omission).
+
+use std::cell::RefCell;
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use protocol::frame::{
+    close_code, close_frame, encode_frame, Flow, Message, MessageReader, OpCode, Role as FrameRole,
+};
+use protocol::write_queue::WriteQueue;
+use protocol::MsgType;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+use crate::chat::{self, MaskSource};
+use crate::opts::WorkloadKind;
+use crate::stats::{Closed, Latency, Recorder};
+use crate::workload::{Role, Workload};
+
+/// Largest message accepted from a server.
+const MAX_MESSAGE: usize = 16 << 20;
+/// Bytes read per call into the thread's scratch buffer.
+const READ_CHUNK: usize = 64 * 1024;
+/// Frames a connection may have waiting to be written; past it, a due send
+/// is counted lost (the server is not reading) instead of queued.
+const MAX_QUEUED: usize = 4096;
+/// How long our close frame and the server's answer may take.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// What every connection of one process shares.
+pub struct RunContext {
+    pub workload: Workload,
+    pub recorder: Arc<Recorder>,
+    /// The process's clock origin: payloads carry due times relative to it.
+    pub epoch: Instant,
+    /// Global indices of this process's connections: fan-out latency is
+    /// only measured between connections that share `epoch`.
+    pub local: Range<u64>,
+    /// When sending stops.
+    pub end: Instant,
+    /// After `end`, how long to wait for copies still in flight.
+    pub drain: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Draining,
+    Closing,
+}
+
+enum Event {
+    Readable,
+    Writable,
+    Timer,
+    Stop,
+    Failed(io::Error),
+}
+
+pub struct Client {
+    stream: TcpStream,
+    reader: MessageReader,
+    out: WriteQueue,
+    masks: MaskSource,
+    role: Role,
+    ctx: Arc<RunContext>,
+    phase: Phase,
+    /// The next due send, for senders.
+    next_send: Option<Instant>,
+    next_ping: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Instant,
+    /// Turns true on Ctrl-C.
+    stop: watch::Receiver<bool>,
+    /// Own messages sent and not yet seen back.
+    outstanding: u64,
+    closed: Option<Closed>,
+}
+
+impl Client {
+    /// `leftover` holds bytes that came with the upgrade's answer.
+    pub fn new(
+        stream: TcpStream,
+        leftover: &mut [u8],
+        role: Role,
+        ctx: Arc<RunContext>,
+        stop: watch::Receiver<bool>,
+    ) -> Client {
+        let now = Instant::now();
+        let w = &ctx.workload;
+        // Spread the senders' first sends over one interval.
+        let phase = w
+            .interval
+            .mul_f64((role.index as f64 * 0.618_033_988_75).fract());
+        let next_send = role.sends.then(|| now + phase);
+        let next_ping = w.ping_interval.map(|p| now + p);
+        let mut client = Client {
+            stream,
+            reader: MessageReader::new(FrameRole::Client, MAX_MESSAGE),
+            out: WriteQueue::default(),
+            masks: MaskSource::new(role.index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            role,
+            timer: Box::pin(tokio::time::sleep_until(ctx.end.into())),
+            timer_at: ctx.end,
+            ctx,
+            phase: Phase::Running,
+            next_send,
+            next_ping,
+            outstanding: 0,
+            closed: None,
+            stop,
+        };
+        client.feed(leftover);
+        client
+    }
+
+    /// Records how the connection ended, and what it never got back.
+    pub fn finish(self, closed: Closed) {
+        let recorder = &self.ctx.recorder;
+        if self.outstanding > 0 {
+            recorder.lost(self.outstanding);
+        }
+        recorder.disconnected(closed);
+    }
+
+    /// Runs the connection until it ends. Every held connection's task
+    /// waits in this future; it takes `&mut self` because an async fn
+    /// taking `self` by value keeps a second copy of it in its state.
+    pub async fn drive(&mut self) -> Closed {
+        let mut close_deadline: Option<Instant> = None;
+        loop {
+            if let Some(closed) = self.closed.take() {
+                return closed;
+            }
+            let now = Instant::now();
+            self.on_time(now);
+            if self.phase == Phase::Closing && close_deadline.is_none() {
+                close_deadline = Some(now + CLOSE_GRACE);
+                self.out.push(close_frame(
+                    close_code::NORMAL,
+                    "",
+                    Some(self.masks.next_mask()),
+                ));
+            }
+            if let Some(deadline) = close_deadline {
+                if now >= deadline {
+                    return Closed::ByUs;
+                }
+            }
+            if let Err(e) = self.flush() {
+                return self.gone(e);
+            }
+            let wake = self.next_wake(close_deadline);
+            if wake != self.timer_at {
+                self.timer.as_mut().reset(wake.into());
+                self.timer_at = wake;
+            }
+            let want_write = !self.out.is_empty();
+            let stopping = self.phase != Phase::Running;
+            let event = {
+                let stream = &self.stream;
+                let timer = &mut self.timer;
+                let stop = &mut self.stop;
+                tokio::select! {
+                    biased;
+                    _ = stop.changed(), if !stopping => Event::Stop,
+                    ev = std::future::poll_fn(|cx| poll_io(stream, want_write, cx)) => ev,
+                    _ = timer.as_mut() => Event::Timer,
+                }
+            };
+            match event {
+                Event::Readable => {
+                    if let Err(e) = self.read() {
+                        return self.gone(e);
+                    }
+                }
+                Event::Writable | Event::Timer => {}
+                Event::Stop => self.phase = Phase::Closing,
+                Event::Failed(e) => return self.gone(e),
+            }
+        }
+    }
+
+    fn gone(&self, e: io::Error) -> Closed {
+        if self.phase == Phase::Closing {
+            Closed::ByUs
+        } else {
+            Closed::Error(crate::conn::io_label(&e))
+        }
+    }
+
+    /// The earliest moment something is due.
+    fn next_wake(&self, close_deadline: Option<Instant>) -> Instant {
+        let ctx = &self.ctx;
+        let phase_end = match self.phase {
+            Phase::Running => ctx.end,
+            Phase::Draining => ctx.end + ctx.drain,
+            Phase::Closing => close_deadline.unwrap_or(ctx.end),
+        };
+        [self.next_send, self.next_ping, Some(phase_end)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(phase_end)
+    }
+
+    /// Sends what is due and moves through the phases.
+    fn on_time(&mut self, now: Instant) {
+        let ctx = self.ctx.clone();
+        if self.phase == Phase::Running && now >= ctx.end {
+            self.phase = if self.outstanding > 0 {
+                Phase::Draining
+            } else {
+                Phase::Closing
+            };
+            self.next_send = None;
+        }
+        if self.phase == Phase::Draining && (now >= ctx.end + ctx.drain || self.outstanding == 0) {
+            self.phase = Phase::Closing;
+        }
+        if self.phase != Phase::Running {
+            return;
+        }
+        while let Some(due) = self.next_send.filter(|&d| d <= now && d < ctx.end) {
+            self.send(due);
+            self.next_send = Some(due + ctx.workload.interval);
+        }
+        if let Some(ping) = self.next_ping.filter(|&p| p <= now) {
+            self.out.push(encode_frame(
+                OpCode::Ping,
+                b"",
+                Some(self.masks.next_mask()),
+            ));
+            self.next_ping = ctx.workload.ping_interval.map(|p| ping + p);
+        }
+    }
+
+    fn send(&mut self, due: Instant) {
+        let ctx = &self.ctx;
+        if self.out.len() >= MAX_QUEUED {
+            ctx.recorder.lost(1);
+            return;
+        }
+        let due_ns = due.duration_since(ctx.epoch).as_nanos() as u64;
+        let payload = chat::encode_payload(due_ns, self.role.index as u32, ctx.workload.size);
+        let mask = self.masks.next_mask();
+        let frame = match (ctx.workload.proto(), self.role.room.as_deref()) {
+            (Some(proto), Some(room)) => chat::chat_frame(proto, room, &payload, mask),
+            _ => encode_frame(OpCode::Binary, &payload, Some(mask)),
+        };
+        ctx.recorder.sent(1, frame.len() as u64);
+        self.out.push(frame);
+        self.outstanding += 1;
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let stream = &self.stream;
+        self.out
+            .write_with(|slices| stream.try_write_vectored(slices), |_| {})
+            .map(|_| ())
+    }
+
+    fn read(&mut self) -> io::Result<()> {
+        SCRATCH.with(|scratch| {
+            // Never held across an await: one buffer serves every
+            // connection on this thread.
+            let mut buf = scratch.borrow_mut();
+            loop {
+                match self.stream.try_read(&mut buf[..]) {
+                    Ok(0) => {
+                        if self.closed.is_none() {
+                            self.closed = Some(if self.phase == Phase::Closing {
+                                Closed::ByUs
+                            } else {
+                                Closed::Error("connection ended without a close frame".into())
+                            });
+                        }
+                        return Ok(());
+                    }
+                    Ok(n) => {
+                        self.feed(&mut buf[..n]);
+                        if self.closed.is_some() || n < buf.len() {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+    }
+
+    fn feed(&mut self, bytes: &mut [u8]) {
+        let now = Instant::now();
+        let Client {
+            reader,
+            out,
+            masks,
+            role,
+            ctx,
+            phase,
+            outstanding,
+            closed,
+            ..
+        } = self;
+        let result = reader.feed(bytes, |m| {
+            match m {
+                Message::Binary(b) => {
+                    on_data(ctx, role, outstanding, Message::Binary(b), b.len(), now)
+                }
+                Message::Text(t) => on_data(ctx, role, outstanding, Message::Text(t), t.len(), now),
+                Message::Ping(p) => {
+                    out.push(encode_frame(OpCode::Pong, p, Some(masks.next_mask())))
+                }
+                Message::Pong(_) => {}
+                Message::Close(code) => {
+                    *closed = Some(if *phase == Phase::Closing {
+                        Closed::ByUs
+                    } else {
+                        // Answer it, as RFC 6455 asks; the loop ends next.
+                        let code = code.map(|(c, _)| c);
+                        out.abandon_unsent();
+                        out.push(close_frame(
+                            code.unwrap_or(close_code::NORMAL),
+                            "",
+                            Some(masks.next_mask()),
+                        ));
+                        Closed::ByServer { code }
+                    });
+                    return Flow::Stop;
+                }
+            }
+            Flow::Continue
+        });
+        if let Err(violation) = result {
+            *closed = Some(Closed::Error(format!(
+                "server broke the protocol: {violation}"
+            )));
+        }
+    }
+}
+
+/// Counts a data message and times it when it is one of ours.
+fn on_data(
+    ctx: &RunContext,
+    role: &Role,
+    outstanding: &mut u64,
+    m: Message<'_>,
+    len: usize,
+    now: Instant,
+) {
+    ctx.recorder.received(1, len as u64);
+    let payload: &[u8] = match ctx.workload.kind {
+        WorkloadKind::Echo => match m {
+            Message::Binary(b) => b,
+            Message::Text(t) => t.as_bytes(),
+            _ => return,
+        },
+        WorkloadKind::ChatBinary | WorkloadKind::ChatJson => {
+            let Some(Ok(msg)) = chat::decode_message(&m) else {
+                return;
+            };
+            if msg.kind() != Some(MsgType::Chat) {
+                return;
+            }
+            return time_probe(
+                ctx,
+                role,
+                outstanding,
+                &msg.payload,
+                now,
+                Latency::RoundTrip,
+            );
+        }
+        WorkloadKind::Idle => return,
+    };
+    time_probe(ctx, role, outstanding, payload, now, Latency::Echo);
+}
+
+fn time_probe(
+    ctx: &RunContext,
+    role: &Role,
+    outstanding: &mut u64,
+    payload: &[u8],
+    now: Instant,
+    own_kind: Latency,
+) {
+    let Some((due_ns, sender)) = chat::decode_payload(payload) else {
+        return;
+    };
+    let sent_at = ctx.epoch + Duration::from_nanos(due_ns);
+    let latency = now.saturating_duration_since(sent_at);
+    if u64::from(sender) == role.index as u32 as u64 {
+        *outstanding = outstanding.saturating_sub(1);
+        ctx.recorder.latency(own_kind, latency);
+    } else if ctx.local.contains(&u64::from(sender)) {
+        ctx.recorder.latency(Latency::Fanout, latency);
+    }
+}
+
+fn poll_io(stream: &TcpStream, want_write: bool, cx: &mut Context<'_>) -> Poll<Event> {
+    if want_write {
+        match stream.poll_write_ready(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Event::Writable),
+            Poll::Ready(Err(e)) => return Poll::Ready(Event::Failed(e)),
+            Poll::Pending => {}
+        }
+    }
+    match stream.poll_read_ready(cx) {
+        Poll::Ready(Ok(())) => Poll::Ready(Event::Readable),
+        Poll::Ready(Err(e)) => Poll::Ready(Event::Failed(e)),
+        Poll::Pending => Poll::Pending,
+    }
+}

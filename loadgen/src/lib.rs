@@ -1,0 +1,25 @@
+//! The load generator's library. The `loadgen` binary is a thin front end
+//! (`main.rs`); the benchmarks in `bench/` use the same client side.
+//!
+//! Layout: `opts` is the command line; `target`, `source_ips` and
+//! `capacity` decide where connections go and whether they can; `engine`
+//! ramps them up (`conn` does one connect and upgrade) and `connection`
+//! drives each one through its `workload` (the hot path); `stats` records,
+//! `printer` and `report` show, and `verdict` judges.
+
+pub mod capacity;
+pub mod chat;
+pub mod conn;
+pub mod connection;
+pub mod engine;
+pub mod multiproc;
+pub mod opts;
+pub mod plan;
+pub mod printer;
+pub mod proc_stats;
+pub mod report;
+pub mod source_ips;
+pub mod stats;
+pub mod target;
+pub mod verdict;
+pub mod workload;

@@ -1,0 +1,132 @@
+//! `loadgen`: see `loadgen run --help`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use loadgen::engine::{self, Outcome, Plan};
+use loadgen::multiproc::{self, Job, WorkerLine};
+use loadgen::opts::{Cli, Command, Progress, RunOpts};
+use loadgen::{capacity, printer, report, verdict};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let result = if matches!(cli.command, Some(Command::Worker)) {
+        worker().map(|()| ExitCode::SUCCESS)
+    } else {
+        cli.into_run().map_err(anyhow::Error::msg).and_then(run)
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// A watch that turns true on Ctrl-C (SIGINT).
+fn ctrl_c() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = tx.send(true);
+        }
+    });
+    rx
+}
+
+fn run(opts: RunOpts) -> anyhow::Result<ExitCode> {
+    let processes = multiproc::processes_for(&opts, capacity::raise_nofile());
+    // Checked here for the whole run, so a plan that cannot fit fails
+    // before any process starts.
+    let plan = Plan::new(&opts, opts.connections, processes)?;
+    let show_progress = match opts.progress {
+        Progress::Always => true,
+        Progress::Never => false,
+        Progress::Auto => std::io::stderr().is_terminal(),
+    };
+    let started = std::time::Instant::now();
+    let progress = |iv: &loadgen::stats::Interval| {
+        if show_progress {
+            eprintln!(
+                "{}",
+                printer::progress_line(iv, opts.connections, started.elapsed())
+            );
+        }
+    };
+    let outcome: Outcome = runtime()?.block_on(async {
+        let stop = ctrl_c();
+        if processes > 1 {
+            tracing::info!(processes, "spreading the connections over worker processes");
+            multiproc::run(multiproc::jobs(&opts, processes), stop, progress).await
+        } else {
+            engine::run(&opts, plan, 0..opts.connections, stop, progress).await
+        }
+    })?;
+
+    let verdict = verdict::judge(&opts, &outcome);
+    let info = verdict.run_info(&opts, &outcome);
+    println!("{}", printer::summary(&outcome.totals, &info));
+    if let Some(path) = &opts.json {
+        report::write_json(path, &info, &outcome.totals, &outcome.intervals)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    for problem in &verdict.problems {
+        eprintln!("loadgen: {problem}");
+    }
+    Ok(if verdict.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One process of a `--processes` run: the job comes on stdin, each
+/// second's figures and the outcome go to stdout as JSON lines.
+fn worker() -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the job")?;
+    let job: Job = serde_json::from_str(&input).context("parsing the job")?;
+    let plan = Plan::new(&job.opts, job.count, 1)?;
+    let emit = |line: &WorkerLine| {
+        let mut out = std::io::stdout().lock();
+        // The parent reads these; if it is gone there is no one to tell.
+        if let Ok(text) = serde_json::to_string(line) {
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    };
+    let outcome = runtime()?.block_on(async {
+        let stop = ctrl_c();
+        engine::run(
+            &job.opts,
+            plan,
+            job.first..job.first + job.count,
+            stop,
+            |iv| emit(&WorkerLine::Interval(iv.clone())),
+        )
+        .await
+    })?;
+    emit(&WorkerLine::Done(Box::new(outcome)));
+    Ok(())
+}

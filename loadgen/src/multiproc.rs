@@ -1,0 +1,318 @@
+//! `--processes N`: one run spread over N processes of this binary, because
+//! each process can hold only as many connections as its open-file limit
+//! allows. The parent starts `loadgen worker` children, gives each its
+//! slice of the connection indices as a JSON job on stdin, and merges what
+//! they stream back on stdout: per-second intervals while running and one
+//! outcome at the end. Counters are summed and histograms merged, so the
+//! run's totals are exact; per-second latency figures across processes are
+//! not (see `merge_interval`).
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+use crate::engine::Outcome;
+use crate::opts::{Processes, RunOpts};
+use crate::plan;
+use crate::stats::{Interval, Totals};
+
+/// What a worker is asked to do.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Job {
+    pub opts: RunOpts,
+    pub first: u64,
+    pub count: u64,
+}
+
+/// One line a worker writes on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerLine {
+    Interval(Interval),
+    Done(Box<Outcome>),
+}
+
+/// How many processes the run needs: `auto` fits each process's share in
+/// its open-file limit (with room for the runtime's own files).
+pub fn processes_for(opts: &RunOpts, nofile: u64) -> u64 {
+    match opts.processes {
+        Processes::Exactly(n) => n,
+        Processes::Auto => {
+            let per_process = nofile
+                .saturating_sub(crate::capacity::RESERVED_FDS + 16)
+                .max(1);
+            opts.connections.div_ceil(per_process).max(1)
+        }
+    }
+}
+
+/// The jobs of an N-process run: the connections split as evenly as can be,
+/// and the ramp rate and in-flight cap shared out so the whole run ramps as
+/// asked.
+pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
+    let sizes = plan::split(opts.connections as usize, processes as usize);
+    plan::slices(&sizes)
+        .into_iter()
+        .map(|slice| {
+            let mut child = opts.clone();
+            child.ramp = opts.ramp / processes as f64;
+            child.max_inflight = opts.max_inflight.div_ceil(processes as usize).max(1);
+            child.processes = Processes::Exactly(1);
+            child.json = None;
+            Job {
+                opts: child,
+                first: slice.first as u64,
+                count: slice.count as u64,
+            }
+        })
+        .collect()
+}
+
+/// Runs the jobs in child processes and merges their results.
+pub async fn run(
+    jobs: Vec<Job>,
+    mut stop: watch::Receiver<bool>,
+    mut on_interval: impl FnMut(&Interval),
+) -> anyhow::Result<Outcome> {
+    let exe = std::env::current_exe().context("finding this program to start workers")?;
+    let n = jobs.len();
+    let (tx, mut rx) = mpsc::channel::<(usize, Option<WorkerLine>)>(1024);
+    let mut children = Vec::with_capacity(n);
+    for (index, job) in jobs.into_iter().enumerate() {
+        let mut child = Command::new(&exe)
+            .arg("worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting worker {index}"))?;
+        let job = serde_json::to_vec(&job)?;
+        let mut stdin = child.stdin.take().context("worker stdin")?;
+        stdin
+            .write_all(&job)
+            .await
+            .context("sending a worker its job")?;
+        drop(stdin);
+        let stdout = child.stdout.take().context("worker stdout")?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match serde_json::from_str::<WorkerLine>(&line) {
+                    Ok(parsed) => {
+                        if tx.send((index, Some(parsed))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(worker = index, "unreadable line from worker: {e}"),
+                }
+            }
+            let _ = tx.send((index, None)).await;
+        });
+        children.push(child);
+    }
+    drop(tx);
+
+    let mut done: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+    let mut ended = vec![false; n];
+    // Interval k of every worker still running, merged once all are in.
+    let mut pending: BTreeMap<usize, (usize, Interval)> = BTreeMap::new();
+    let mut seen = vec![0usize; n];
+    let mut intervals = Vec::new();
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                None => break,
+                Some((i, Some(WorkerLine::Interval(iv)))) => {
+                    let k = seen[i];
+                    seen[i] += 1;
+                    let entry = pending.entry(k).or_insert_with(|| (0, Interval::default()));
+                    entry.0 += 1;
+                    merge_interval(&mut entry.1, &iv);
+                    let running = ended.iter().filter(|e| !**e).count();
+                    while let Some((&k, (count, _))) = pending.first_key_value() {
+                        if *count < running.max(1) && !ended.iter().all(|e| *e) {
+                            let _ = k;
+                            break;
+                        }
+                        if let Some((_, (_, merged))) = pending.pop_first() {
+                            on_interval(&merged);
+                            intervals.push(merged);
+                        }
+                    }
+                }
+                Some((i, Some(WorkerLine::Done(outcome)))) => done[i] = Some(*outcome),
+                Some((i, None)) => ended[i] = true,
+            },
+            _ = stop.changed(), if !interrupted => {
+                interrupted = true;
+                for child in &children {
+                    if let Some(pid) = child.id() {
+                        // SAFETY: kill(2) on our own child's pid.
+                        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+                    }
+                }
+            }
+        }
+    }
+    for (_, (_, merged)) in std::mem::take(&mut pending) {
+        on_interval(&merged);
+        intervals.push(merged);
+    }
+    let mut failures = Vec::new();
+    for (i, child) in children.iter_mut().enumerate() {
+        let status = child.wait().await.ok();
+        if done[i].is_none() {
+            failures.push(format!(
+                "worker {i} ended ({}) without a result: its connections are missing from the figures",
+                status.map_or_else(|| "status unknown".to_string(), |s| s.to_string())
+            ));
+        }
+    }
+    let outcomes: Vec<Outcome> = done.into_iter().flatten().collect();
+    let totals = Totals::merged(outcomes.iter().map(|o| &o.totals));
+    let worst = outcomes
+        .iter()
+        .max_by(|a, b| a.cpu_percent_max.total_cmp(&b.cpu_percent_max));
+    Ok(Outcome {
+        held_after_ramp: outcomes.iter().map(|o| o.held_after_ramp).sum(),
+        cpu_percent_max: worst.map_or(0.0, |o| o.cpu_percent_max),
+        threads: worst.map_or(1, |o| o.threads),
+        interrupted: interrupted || outcomes.iter().any(|o| o.interrupted),
+        rss_growth_bytes: outcomes.iter().map(|o| o.rss_growth_bytes).sum(),
+        processes: n as u64,
+        failures: failures
+            .into_iter()
+            .chain(outcomes.iter().flat_map(|o| o.failures.clone()))
+            .collect(),
+        totals,
+        intervals,
+    })
+}
+
+/// Adds one process's second to the run's: counters and gauges are summed;
+/// latency figures cannot be merged from percentiles, so the merged second
+/// shows the highest p99 and max and a count-weighted p50 (an
+/// approximation; the run's totals come from merged histograms and are
+/// exact).
+pub fn merge_interval(into: &mut Interval, iv: &Interval) {
+    into.secs = into.secs.max(iv.secs);
+    into.at_secs = into.at_secs.max(iv.at_secs);
+    into.connects_attempted += iv.connects_attempted;
+    into.connects_ok += iv.connects_ok;
+    into.connect_errors += iv.connect_errors;
+    into.closes_unexpected += iv.closes_unexpected;
+    into.messages_sent += iv.messages_sent;
+    into.messages_received += iv.messages_received;
+    into.bytes_sent += iv.bytes_sent;
+    into.bytes_received += iv.bytes_received;
+    into.lost += iv.lost;
+    into.open_connections += iv.open_connections;
+    for (kind, l) in &iv.latencies {
+        let m = into.latencies.entry(kind.clone()).or_default();
+        let count = m.count + l.count;
+        if count > 0 {
+            m.p50_ms = (m.p50_ms * m.count as f64 + l.p50_ms * l.count as f64) / count as f64;
+        }
+        m.p99_ms = m.p99_ms.max(l.p99_ms);
+        m.max_ms = m.max_ms.max(l.max_ms);
+        m.count = count;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::IntervalLatency;
+    use clap::Parser;
+
+    fn opts(args: &[&str]) -> RunOpts {
+        crate::opts::Cli::parse_from(["loadgen", "run", "ws://127.0.0.1:1/"].iter().chain(args))
+            .into_run()
+            .unwrap()
+    }
+
+    #[test]
+    fn auto_fits_each_process_in_the_file_limit() {
+        let o = opts(&["-c", "100000"]);
+        assert_eq!(processes_for(&o, 20_000), 6);
+        assert_eq!(processes_for(&o, 1_048_576), 1);
+        assert_eq!(
+            processes_for(&opts(&["-c", "100000", "--processes", "3"]), 20_000),
+            3
+        );
+    }
+
+    #[test]
+    fn jobs_cover_every_index_once_and_share_the_ramp() {
+        let o = opts(&[
+            "-c",
+            "10",
+            "--ramp",
+            "900",
+            "--max-inflight",
+            "10",
+            "--json",
+            "x.json",
+        ]);
+        let jobs = jobs(&o, 3);
+        let covered: Vec<u64> = jobs
+            .iter()
+            .flat_map(|j| j.first..j.first + j.count)
+            .collect();
+        assert_eq!(covered, (0..10).collect::<Vec<_>>());
+        assert!(jobs
+            .iter()
+            .all(|j| j.opts.ramp == 300.0 && j.opts.max_inflight == 4));
+        assert!(jobs.iter().all(|j| j.opts.json.is_none()));
+        // a job survives the trip through JSON
+        let back: Job = serde_json::from_slice(&serde_json::to_vec(&jobs[1]).unwrap()).unwrap();
+        assert_eq!((back.first, back.count), (jobs[1].first, jobs[1].count));
+    }
+
+    #[test]
+    fn intervals_sum_counts_and_keep_the_worst_tail() {
+        let mut a = Interval {
+            messages_sent: 3,
+            open_connections: 10,
+            ..Interval::default()
+        };
+        a.latencies.insert(
+            "round_trip".into(),
+            IntervalLatency {
+                count: 1,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                max_ms: 3.0,
+            },
+        );
+        let mut b = Interval {
+            messages_sent: 4,
+            open_connections: 5,
+            ..Interval::default()
+        };
+        b.latencies.insert(
+            "round_trip".into(),
+            IntervalLatency {
+                count: 3,
+                p50_ms: 3.0,
+                p99_ms: 9.0,
+                max_ms: 9.5,
+            },
+        );
+        let mut m = Interval::default();
+        merge_interval(&mut m, &a);
+        merge_interval(&mut m, &b);
+        assert_eq!((m.messages_sent, m.open_connections), (7, 15));
+        let l = &m.latencies["round_trip"];
+        assert_eq!((l.count, l.p50_ms, l.p99_ms, l.max_ms), (4, 2.5, 9.0, 9.5));
+    }
+}

@@ -1,0 +1,540 @@
+//! What people read: the per-second progress line and the final summary.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{Interval, Latency, LatencyHistogram, Totals};
+
+/// What the run was asked to do and how the load generator itself fared;
+/// printed with the figures and stored beside them in the JSON report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub target_connections: u64,
+    /// The planned duration of the run.
+    pub duration_secs: f64,
+    pub workload: String,
+    /// The highest CPU use seen, in percent of one core.
+    pub cpu_percent_max: f64,
+    /// The load generator ran out of CPU at some point, so its figures
+    /// partly measure itself.
+    pub cpu_saturated: bool,
+    /// Anything the reader should know (why the run fell short, settings).
+    pub notes: Vec<String>,
+    /// Connections open once every attempt of the ramp had resolved.
+    #[serde(default)]
+    pub held_after_ramp: u64,
+    /// Growth of the load generator's resident memory from start to the
+    /// end of the ramp, per connection held (all processes summed).
+    #[serde(default)]
+    pub rss_per_connection_bytes: Option<f64>,
+    /// Load generator processes that shared the run.
+    #[serde(default)]
+    pub processes: u64,
+}
+
+/// Latency kinds in display order, with the short label of the progress
+/// line and the label of the summary table.
+const LATENCY_LABELS: [(Latency, &str, &str); 4] = [
+    (Latency::RoundTrip, "rtt", "round trip"),
+    (Latency::Echo, "echo", "echo"),
+    (Latency::Fanout, "fanout", "fan-out"),
+    (Latency::Connect, "connect", "connect"),
+];
+
+/// One progress line, e.g.
+/// `12s conns 95,000/100,000 +19,800/s err 3 | out 9,500/s in 950,000/s | rtt p50 1.20 ms p99 4.80 ms`.
+/// Error, close and loss counts are those of the interval; latencies appear
+/// for each kind that had samples in it.
+pub fn progress_line(iv: &Interval, target_connections: u64, elapsed: Duration) -> String {
+    let mut line = format!(
+        "{}s conns {}/{} +{}/s err {}",
+        elapsed.as_secs(),
+        int(iv.open_connections),
+        int(target_connections),
+        rate(iv.rate(iv.connects_ok)),
+        int(iv.connect_errors),
+    );
+    if iv.closes_unexpected > 0 {
+        let _ = write!(line, " closed {}", int(iv.closes_unexpected));
+    }
+    let _ = write!(
+        line,
+        " | out {}/s in {}/s",
+        rate(iv.rate(iv.messages_sent)),
+        rate(iv.rate(iv.messages_received)),
+    );
+    if iv.lost > 0 {
+        let _ = write!(line, " lost {}", int(iv.lost));
+    }
+    for (kind, short, _) in LATENCY_LABELS {
+        if let Some(l) = iv.latency(kind).filter(|l| l.count > 0) {
+            let _ = write!(
+                line,
+                " | {short} p50 {} ms p99 {} ms",
+                ms(l.p50_ms),
+                ms(l.p99_ms)
+            );
+        }
+    }
+    line
+}
+
+/// Width of the label column of the summary.
+const LABEL: usize = 22;
+/// Width of a figure column of the summary.
+const FIGURE: usize = 14;
+
+/// The final summary: a plain-text table, aligned for a terminal.
+pub fn summary(t: &Totals, run: &RunInfo) -> String {
+    let mut out = String::new();
+    let secs = t.elapsed_secs;
+    let per_sec = |n: u64| {
+        if secs > 0.0 {
+            format!("{}/s", rate(n as f64 / secs))
+        } else {
+            "-".to_string()
+        }
+    };
+    let row = |out: &mut String, label: &str, value: String, extra: &str| {
+        let _ = writeln!(out, "  {label:<LABEL$}{value:>FIGURE$}{extra}");
+    };
+
+    let _ = writeln!(
+        out,
+        "loadgen summary: workload {}, planned {:.1} s, measured {:.1} s, CPU max {:.0} %",
+        run.workload, run.duration_secs, secs, run.cpu_percent_max
+    );
+    if run.cpu_saturated {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "WARNING: the load generator was CPU-saturated (max {:.0} % CPU).",
+            run.cpu_percent_max
+        );
+        out.push_str(
+            "  A saturated load generator measures itself, not the server: rates are\n  \
+             capped by loadgen and latencies include its own queueing. Spread the load\n  \
+             over more processes or machines and run again.\n",
+        );
+    }
+
+    out.push_str("\nConnections\n");
+    row(&mut out, "target", int(run.target_connections), "");
+    let short = run.target_connections.saturating_sub(t.open_connections);
+    let held_note = if short > 0 {
+        format!("   ({} short of target)", int(short))
+    } else {
+        String::new()
+    };
+    row(&mut out, "held after ramp", int(run.held_after_ramp), "");
+    row(&mut out, "held at end", int(t.open_connections), &held_note);
+    row(&mut out, "peak", int(t.peak_connections), "");
+    row(&mut out, "attempted", int(t.connects_attempted), "");
+    row(&mut out, "established", int(t.connects_ok), "");
+    row(
+        &mut out,
+        "connect rate",
+        per_sec(t.connects_ok),
+        "   (average over the run)",
+    );
+    row(&mut out, "closed by us", int(t.closes_by_us), "");
+    if let Some(bytes) = run.rss_per_connection_bytes {
+        row(
+            &mut out,
+            "memory per connection",
+            format!("{bytes:.0} B"),
+            "   (loadgen RSS growth / connections held)",
+        );
+    }
+
+    counts_block(&mut out, "Connect errors", &t.connect_errors);
+    counts_block(&mut out, "Unexpected closes", &t.closes_unexpected);
+
+    let _ = writeln!(
+        out,
+        "\n{:<w$}{:>FIGURE$}{:>FIGURE$}",
+        "Traffic",
+        "total",
+        "per second",
+        w = LABEL + 2
+    );
+    let traffic = |out: &mut String, label: &str, total: String, rate: String| {
+        let _ = writeln!(out, "  {label:<LABEL$}{total:>FIGURE$}{rate:>FIGURE$}");
+    };
+    traffic(
+        &mut out,
+        "messages sent",
+        int(t.messages_sent),
+        per_sec(t.messages_sent),
+    );
+    traffic(
+        &mut out,
+        "messages received",
+        int(t.messages_received),
+        per_sec(t.messages_received),
+    );
+    let byte_rate = |n: u64| {
+        if secs > 0.0 {
+            format!("{}/s", bytes(n as f64 / secs))
+        } else {
+            "-".to_string()
+        }
+    };
+    traffic(
+        &mut out,
+        "bytes sent",
+        bytes(t.bytes_sent as f64),
+        byte_rate(t.bytes_sent),
+    );
+    traffic(
+        &mut out,
+        "bytes received",
+        bytes(t.bytes_received as f64),
+        byte_rate(t.bytes_received),
+    );
+    let lost_note = if t.messages_sent > 0 && t.messages_lost > 0 {
+        format!(
+            "   ({} % of sent)",
+            percent(t.messages_lost as f64 * 100.0 / t.messages_sent as f64)
+        )
+    } else {
+        String::new()
+    };
+    row(&mut out, "messages lost", int(t.messages_lost), &lost_note);
+
+    latency_block(&mut out, t);
+
+    if !run.notes.is_empty() {
+        out.push_str("\nNotes\n");
+        for note in &run.notes {
+            let _ = writeln!(out, "  - {note}");
+        }
+    }
+    out
+}
+
+fn counts_block(out: &mut String, title: &str, counts: &std::collections::BTreeMap<String, u64>) {
+    let total: u64 = counts.values().sum();
+    if total == 0 {
+        let _ = writeln!(out, "\n{title}: none");
+        return;
+    }
+    let _ = writeln!(out, "\n{title}: {}", int(total));
+    // most frequent first, so the cause of a failed run is on top
+    let mut rows: Vec<(&String, &u64)> = counts.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    for (label, n) in rows {
+        let _ = writeln!(out, "  {:>12}  {label}", int(*n));
+    }
+}
+
+fn latency_block(out: &mut String, t: &Totals) {
+    let rows: Vec<(&str, &LatencyHistogram)> = LATENCY_LABELS
+        .iter()
+        .filter_map(|(kind, _, label)| Some((*label, t.latency(*kind)?)))
+        .filter(|(_, h)| h.count > 0)
+        .collect();
+    if rows.is_empty() {
+        out.push_str("\nLatency: no samples\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<14}{:>12}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "Latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (label, h) in rows {
+        let _ = writeln!(
+            out,
+            "  {label:<12}{:>12}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            int(h.count),
+            ms(h.p50_ms),
+            ms(h.p90_ms),
+            ms(h.p99_ms),
+            ms(h.p999_ms),
+            ms(h.max_ms),
+        );
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn int(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A per-second rate, rounded to a whole number, with thousands separators.
+fn rate(per_sec: f64) -> String {
+    if per_sec.is_finite() && per_sec > 0.0 {
+        int(per_sec.round() as u64)
+    } else {
+        "0".to_string()
+    }
+}
+
+/// Milliseconds at about three significant digits, as the histograms hold.
+pub fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A byte count in binary units.
+fn bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn percent(p: f64) -> String {
+    if p >= 0.1 {
+        format!("{p:.1}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::stats::{new_histogram, IntervalLatency};
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        assert_eq!(int(0), "0");
+        assert_eq!(int(999), "999");
+        assert_eq!(int(1_000), "1,000");
+        assert_eq!(int(950_000), "950,000");
+        assert_eq!(int(1_234_567), "1,234,567");
+        assert_eq!(int(u64::MAX), "18,446,744,073,709,551,615");
+        assert_eq!(ms(0.042), "0.042");
+        assert_eq!(ms(1.2), "1.20");
+        assert_eq!(ms(12.345), "12.3");
+        assert_eq!(ms(1234.5), "1234");
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(6_400.0), "6.2 KiB");
+        assert_eq!(bytes(3.0 * 1024.0 * 1024.0), "3.0 MiB");
+        assert_eq!(rate(f64::NAN), "0");
+        assert_eq!(rate(19_800.4), "19,800");
+    }
+
+    fn interval() -> Interval {
+        let mut latencies = BTreeMap::new();
+        for kind in Latency::ALL {
+            latencies.insert(kind.as_str().to_string(), IntervalLatency::default());
+        }
+        latencies.insert(
+            Latency::RoundTrip.as_str().to_string(),
+            IntervalLatency {
+                count: 9_500,
+                p50_ms: 1.2,
+                p99_ms: 4.8,
+                max_ms: 9.0,
+            },
+        );
+        Interval {
+            secs: 1.0,
+            at_secs: 12.3,
+            connects_attempted: 19_810,
+            connects_ok: 19_800,
+            connect_errors: 3,
+            closes_unexpected: 0,
+            messages_sent: 9_500,
+            messages_received: 950_000,
+            bytes_sent: 9_500 * 64,
+            bytes_received: 950_000 * 64,
+            lost: 0,
+            open_connections: 95_000,
+            latencies,
+        }
+    }
+
+    #[test]
+    fn progress_line_has_the_figures() {
+        let line = progress_line(&interval(), 100_000, Duration::from_millis(12_300));
+        assert_eq!(
+            line,
+            "12s conns 95,000/100,000 +19,800/s err 3 | out 9,500/s in 950,000/s \
+             | rtt p50 1.20 ms p99 4.80 ms"
+        );
+    }
+
+    #[test]
+    fn progress_line_shows_losses_closes_and_every_latency_kind_with_samples() {
+        let mut iv = interval();
+        iv.secs = 0.5;
+        iv.lost = 7;
+        iv.closes_unexpected = 2;
+        iv.latencies.insert(
+            Latency::Connect.as_str().to_string(),
+            IntervalLatency {
+                count: 1,
+                p50_ms: 0.25,
+                p99_ms: 31.0,
+                max_ms: 31.0,
+            },
+        );
+        let line = progress_line(&iv, 100_000, Duration::from_secs(3));
+        assert!(
+            line.starts_with("3s conns 95,000/100,000 +39,600/s err 3 closed 2 |"),
+            "{line}"
+        );
+        assert!(
+            line.contains("| out 19,000/s in 1,900,000/s lost 7 |"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("| rtt p50 1.20 ms p99 4.80 ms | connect p50 0.250 ms p99 31.0 ms"),
+            "{line}"
+        );
+        assert!(!line.contains("echo") && !line.contains("fanout"), "{line}");
+        // an interval without time or samples prints zeros, not NaN
+        let line = progress_line(&Interval::default(), 10, Duration::ZERO);
+        assert_eq!(line, "0s conns 0/10 +0/s err 0 | out 0/s in 0/s");
+    }
+
+    fn totals() -> Totals {
+        let mut rtt = new_histogram();
+        for v in 1..=1000u64 {
+            rtt.record(v * 10).unwrap(); // 0.01 .. 10 ms
+        }
+        let mut connect = new_histogram();
+        connect.record(2_500).unwrap();
+        Totals {
+            elapsed_secs: 10.0,
+            connects_attempted: 100_010,
+            connects_ok: 100_000,
+            connect_errors: BTreeMap::from([
+                ("HTTP 503".to_string(), 3),
+                ("timeout".to_string(), 7),
+            ]),
+            open_connections: 99_997,
+            peak_connections: 100_000,
+            messages_sent: 200_000,
+            bytes_sent: 200_000 * 64,
+            messages_received: 2_000_000,
+            bytes_received: 2_000_000 * 64,
+            messages_lost: 20,
+            closes_by_us: 0,
+            closes_unexpected: BTreeMap::from([("1013".to_string(), 3)]),
+            latencies: BTreeMap::from([
+                (
+                    Latency::RoundTrip.as_str().to_string(),
+                    crate::stats::LatencyHistogram::from_histogram(&rtt),
+                ),
+                (
+                    Latency::Connect.as_str().to_string(),
+                    crate::stats::LatencyHistogram::from_histogram(&connect),
+                ),
+                (
+                    Latency::Echo.as_str().to_string(),
+                    crate::stats::LatencyHistogram::default(),
+                ),
+            ]),
+        }
+    }
+
+    fn run() -> RunInfo {
+        RunInfo {
+            target_connections: 100_000,
+            duration_secs: 10.0,
+            workload: "chat-binary".to_string(),
+            cpu_percent_max: 87.0,
+            cpu_saturated: false,
+            notes: vec!["3 connections short of the target".to_string()],
+            held_after_ramp: 99_998,
+            rss_per_connection_bytes: Some(1234.4),
+            processes: 1,
+        }
+    }
+
+    #[test]
+    fn summary_has_every_figure_aligned() {
+        let s = summary(&totals(), &run());
+        let expected_lines = [
+            "loadgen summary: workload chat-binary, planned 10.0 s, measured 10.0 s, CPU max 87 %",
+            "  target                       100,000",
+            "  held at end                   99,997   (3 short of target)",
+            "  peak                         100,000",
+            "  attempted                    100,010",
+            "  established                  100,000",
+            "  connect rate                10,000/s   (average over the run)",
+            "Connect errors: 10",
+            "             7  timeout",
+            "             3  HTTP 503",
+            "Unexpected closes: 3",
+            "             3  1013",
+            "Traffic                          total    per second",
+            "  messages sent                200,000      20,000/s",
+            "  messages received          2,000,000     200,000/s",
+            "  bytes sent                  12.2 MiB     1.2 MiB/s",
+            "  bytes received             122.1 MiB    12.2 MiB/s",
+            "  messages lost                     20   (0.0100 % of sent)",
+            "Latency (ms)         count       p50       p90       p99     p99.9       max",
+            "  round trip         1,000      5.00      9.01      9.90      9.99      10.0",
+            "  connect                1      2.50      2.50      2.50      2.50      2.50",
+            "  - 3 connections short of the target",
+        ];
+        for line in expected_lines {
+            assert!(
+                s.lines().any(|l| l == line),
+                "missing line {line:?} in\n{s}"
+            );
+        }
+        // kinds without samples are left out; no warning without saturation
+        assert!(!s.contains("echo"), "{s}");
+        assert!(!s.contains("WARNING"), "{s}");
+        // the error kinds come most frequent first
+        assert!(s.find("timeout").unwrap() < s.find("HTTP 503").unwrap());
+    }
+
+    #[test]
+    fn summary_warns_when_cpu_saturated_and_handles_an_empty_run() {
+        let mut r = run();
+        r.cpu_saturated = true;
+        r.cpu_percent_max = 199.0;
+        let s = summary(&totals(), &r);
+        assert!(
+            s.contains("WARNING: the load generator was CPU-saturated (max 199 % CPU)."),
+            "{s}"
+        );
+        assert!(s.contains("measures itself, not the server"), "{s}");
+
+        let s = summary(&Totals::default(), &RunInfo::default());
+        assert!(s.contains("Connect errors: none"), "{s}");
+        assert!(s.contains("Unexpected closes: none"), "{s}");
+        assert!(s.contains("Latency: no samples"), "{s}");
+        assert!(
+            s.contains("  connect rate                       -   (average over the run)"),
+            "{s}"
+        );
+        assert!(!s.contains("NaN") && !s.contains("inf"), "{s}");
+        assert!(!s.contains("Notes"), "{s}");
+    }
+}

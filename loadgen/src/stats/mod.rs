@@ -1,0 +1,116 @@
+//! What a run measured: a lock-light [`Recorder`] shared by every
+//! connection task, and the serializable, mergeable figures it yields
+//! ([`Totals`] for the whole run, [`Interval`] for the progress line and
+//! streaming).
+//!
+//! Latencies are kept as HDR histograms in microseconds so that figures of
+//! several processes or agents can be merged exactly: histograms are added,
+//! percentiles are never averaged.
+
+mod histogram;
+mod recorder;
+mod totals;
+
+pub use histogram::{
+    cumulative_buckets, new_histogram, LatencyHistogram, HIGHEST_MICROS, PROMETHEUS_BUCKETS_MS,
+    SIGNIFICANT_DIGITS,
+};
+pub use recorder::Recorder;
+pub use totals::{Interval, IntervalLatency, Totals};
+
+use serde::{Deserialize, Serialize};
+
+/// The latencies a run measures; each has its own histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Latency {
+    /// TCP connect plus WebSocket upgrade.
+    Connect,
+    /// A chatter's own chat message back to it, from its scheduled send time.
+    RoundTrip,
+    /// A chat message reaching another member of the room in this process.
+    Fanout,
+    /// A frame echoed back by an echo server.
+    Echo,
+}
+
+impl Latency {
+    pub const ALL: [Latency; 4] = [
+        Latency::Connect,
+        Latency::RoundTrip,
+        Latency::Fanout,
+        Latency::Echo,
+    ];
+
+    /// The key in [`Totals::latencies`] and [`Interval::latencies`], and the
+    /// label in JSON and Prometheus.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Latency::Connect => "connect",
+            Latency::RoundTrip => "round_trip",
+            Latency::Fanout => "fanout",
+            Latency::Echo => "echo",
+        }
+    }
+
+    /// The inverse of [`Latency::as_str`].
+    pub fn from_key(key: &str) -> Option<Latency> {
+        Latency::ALL.into_iter().find(|k| k.as_str() == key)
+    }
+
+    /// Position in [`Latency::ALL`], for per-kind arrays.
+    fn index(self) -> usize {
+        match self {
+            Latency::Connect => 0,
+            Latency::RoundTrip => 1,
+            Latency::Fanout => 2,
+            Latency::Echo => 3,
+        }
+    }
+}
+
+/// Why a connection ended. Anything but [`Closed::ByUs`] is an unexpected
+/// close and is counted by its label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// We closed it (end of run, churn).
+    ByUs,
+    /// The server sent a close frame (with its code, if it gave one) or
+    /// simply closed the TCP connection (`code: None`).
+    ByServer { code: Option<u16> },
+    /// The connection failed: the label says how (e.g. "reset", "protocol").
+    Error(String),
+}
+
+/// The label of closes without a close code in [`Totals::closes_unexpected`].
+pub const NO_CLOSE_CODE: &str = "no close code";
+
+/// Decoding figures that came from a file or another process.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    #[error("latency histogram is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("latency histogram is not a valid HDR V2 serialization: {0}")]
+    Hdr(#[from] hdrhistogram::serialization::DeserializeError),
+    #[error("latency histogram is too large ({0} bytes of base64; the limit is {1})")]
+    TooLarge(usize, usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_keys_round_trip_and_index_all() {
+        for (i, k) in Latency::ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i);
+            assert_eq!(Latency::from_key(k.as_str()), Some(k));
+        }
+        assert_eq!(Latency::RoundTrip.as_str(), "round_trip");
+        assert_eq!(Latency::from_key("rtt"), None);
+        assert_eq!(
+            serde_json::to_string(&Latency::RoundTrip).unwrap(),
+            "\"round_trip\""
+        );
+    }
+}

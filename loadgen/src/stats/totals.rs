@@ -1,0 +1,231 @@
+//! The figures a [`super::Recorder`] hands out: [`Totals`] for the whole
+//! run (mergeable across processes) and [`Interval`] for one progress step.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Latency, LatencyHistogram};
+
+/// Everything measured since the recorder started. Merging the totals of
+/// several processes gives the figures one process recording every sample
+/// would have given, except for the two gauges noted on their fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Wall time covered. The recorder fills in the time since it was
+    /// created; callers may overwrite it (e.g. with the run's own clock).
+    /// Merging keeps the longest, since processes run side by side.
+    pub elapsed_secs: f64,
+    pub connects_attempted: u64,
+    pub connects_ok: u64,
+    /// Failed connects by [`crate::conn::ConnectError::kind`] label.
+    pub connect_errors: BTreeMap<String, u64>,
+    /// Connections open when the snapshot was taken.
+    pub open_connections: u64,
+    /// The most connections open at once. Merged as the sum of the parts'
+    /// peaks: an upper bound, exact when the parts peaked together (as when
+    /// every process ramps and then holds).
+    pub peak_connections: u64,
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    /// A chatter's own message never came back within the timeout.
+    pub messages_lost: u64,
+    /// Connections we closed ourselves (end of run, churn).
+    #[serde(default)]
+    pub closes_by_us: u64,
+    /// Every other close, by close code ("1001"), [`super::NO_CLOSE_CODE`],
+    /// or error label.
+    pub closes_unexpected: BTreeMap<String, u64>,
+    /// Keyed by [`Latency::as_str`]; a recorder fills in every kind, empty
+    /// ones included.
+    pub latencies: BTreeMap<String, LatencyHistogram>,
+}
+
+impl Totals {
+    /// Adds `other` into `self`: counters summed, histograms added (see the
+    /// field docs for `elapsed_secs` and `peak_connections`).
+    pub fn merge(&mut self, other: &Totals) {
+        self.elapsed_secs = self.elapsed_secs.max(other.elapsed_secs);
+        self.connects_attempted += other.connects_attempted;
+        self.connects_ok += other.connects_ok;
+        add_counts(&mut self.connect_errors, &other.connect_errors);
+        self.open_connections += other.open_connections;
+        self.peak_connections += other.peak_connections;
+        self.messages_sent += other.messages_sent;
+        self.bytes_sent += other.bytes_sent;
+        self.messages_received += other.messages_received;
+        self.bytes_received += other.bytes_received;
+        self.messages_lost += other.messages_lost;
+        self.closes_by_us += other.closes_by_us;
+        add_counts(&mut self.closes_unexpected, &other.closes_unexpected);
+        for (key, h) in &other.latencies {
+            match self.latencies.get_mut(key) {
+                Some(mine) => mine.merge(h),
+                None => {
+                    self.latencies.insert(key.clone(), h.clone());
+                }
+            }
+        }
+    }
+
+    /// The merge of many totals (e.g. one per agent).
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Totals>) -> Totals {
+        let mut all = Totals::default();
+        for t in parts {
+            all.merge(t);
+        }
+        all
+    }
+
+    pub fn latency(&self, kind: Latency) -> Option<&LatencyHistogram> {
+        self.latencies.get(kind.as_str())
+    }
+
+    pub fn connect_errors_total(&self) -> u64 {
+        self.connect_errors.values().sum()
+    }
+
+    pub fn closes_unexpected_total(&self) -> u64 {
+        self.closes_unexpected.values().sum()
+    }
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (label, n) in from {
+        *into.entry(label.clone()).or_default() += n;
+    }
+}
+
+/// Latency figures of one interval. Interval percentiles are for display;
+/// anything that must be merged uses [`Totals`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalLatency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// What happened since the previous [`super::Recorder::interval`] call:
+/// counter deltas and latencies of that span, plus gauges as of now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Wall time this interval covers.
+    pub secs: f64,
+    /// Time since the recorder started, at the end of this interval.
+    pub at_secs: f64,
+    pub connects_attempted: u64,
+    pub connects_ok: u64,
+    /// Failed connects, all kinds together.
+    pub connect_errors: u64,
+    /// Unexpected closes, all codes together.
+    pub closes_unexpected: u64,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub lost: u64,
+    /// Gauge: connections open now.
+    pub open_connections: u64,
+    /// Keyed by [`Latency::as_str`], every kind present.
+    pub latencies: BTreeMap<String, IntervalLatency>,
+}
+
+impl Interval {
+    pub fn latency(&self, kind: Latency) -> Option<&IntervalLatency> {
+        self.latencies.get(kind.as_str())
+    }
+
+    /// `n` per second over this interval (0 for an empty span).
+    pub fn rate(&self, n: u64) -> f64 {
+        if self.secs > 0.0 {
+            n as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_histogram;
+
+    fn totals(seed: u64) -> Totals {
+        let mut h = new_histogram();
+        for v in 1..=100 {
+            h.record(v * seed).unwrap();
+        }
+        Totals {
+            elapsed_secs: seed as f64,
+            connects_attempted: 10 * seed,
+            connects_ok: 9 * seed,
+            connect_errors: BTreeMap::from([("timeout".to_string(), seed)]),
+            open_connections: 8 * seed,
+            peak_connections: 9 * seed,
+            messages_sent: 100 * seed,
+            bytes_sent: 6400 * seed,
+            messages_received: 1000 * seed,
+            bytes_received: 64000 * seed,
+            messages_lost: seed,
+            closes_by_us: seed,
+            closes_unexpected: BTreeMap::from([(format!("{}", 1000 + seed), 1)]),
+            latencies: BTreeMap::from([(
+                Latency::RoundTrip.as_str().to_string(),
+                LatencyHistogram::from_histogram(&h),
+            )]),
+        }
+    }
+
+    #[test]
+    fn merge_sums_counters_and_unions_labels() {
+        let mut a = totals(1);
+        let b = totals(2);
+        a.merge(&b);
+        assert_eq!(a.elapsed_secs, 2.0);
+        assert_eq!(a.connects_attempted, 30);
+        assert_eq!(a.connects_ok, 27);
+        assert_eq!(a.connect_errors["timeout"], 3);
+        assert_eq!(a.open_connections, 24);
+        assert_eq!(a.peak_connections, 27);
+        assert_eq!(
+            (
+                a.messages_sent,
+                a.bytes_sent,
+                a.messages_received,
+                a.bytes_received
+            ),
+            (300, 19200, 3000, 192000)
+        );
+        assert_eq!((a.messages_lost, a.closes_by_us), (3, 3));
+        assert_eq!(
+            a.closes_unexpected,
+            BTreeMap::from([("1001".to_string(), 1), ("1002".to_string(), 1)])
+        );
+        assert_eq!(a.closes_unexpected_total(), 2);
+        assert_eq!(a.connect_errors_total(), 3);
+        assert_eq!(a.latency(Latency::RoundTrip).unwrap().count, 200);
+        assert!(a.latency(Latency::Echo).is_none());
+    }
+
+    #[test]
+    fn merging_into_default_is_identity() {
+        let t = totals(3);
+        assert_eq!(Totals::merged([&t]), t);
+        let mut u = t.clone();
+        u.merge(&Totals::default());
+        assert_eq!(u, t);
+    }
+
+    #[test]
+    fn interval_rate_handles_empty_span() {
+        let iv = Interval {
+            secs: 0.5,
+            ..Interval::default()
+        };
+        assert_eq!(iv.rate(100), 200.0);
+        assert_eq!(Interval::default().rate(100), 0.0);
+    }
+}

@@ -1,0 +1,75 @@
+//! Whether a run did what was asked, and the notes that go with its
+//! figures. A run that could not do what was asked exits non-zero and
+//! says why.
+
+use crate::engine::Outcome;
+use crate::opts::RunOpts;
+use crate::printer::RunInfo;
+
+pub struct Verdict {
+    /// Reasons the run failed; empty when it did what was asked.
+    pub problems: Vec<String>,
+    /// Things worth knowing about the figures.
+    pub notes: Vec<String>,
+}
+
+pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    let wanted = opts.connections;
+    let needed = (wanted as f64 * opts.min_held).ceil() as u64;
+    problems.extend(outcome.failures.iter().cloned());
+    if outcome.interrupted {
+        problems.push("interrupted before the end: the figures cover the run so far".to_string());
+    }
+    if outcome.held_after_ramp < needed {
+        let errors: u64 = outcome.totals.connect_errors.values().sum();
+        let mut why = format!(
+            "held {} of {} connections after the ramp (needed {})",
+            outcome.held_after_ramp, wanted, needed
+        );
+        if let Some((kind, n)) = outcome
+            .totals
+            .connect_errors
+            .iter()
+            .max_by_key(|(_, n)| **n)
+        {
+            why.push_str(&format!(
+                "; {errors} connect errors, most often {kind:?} ({n})"
+            ));
+        }
+        problems.push(why);
+    }
+    if outcome.cpu_saturated() {
+        notes.push(format!(
+            "the load generator was CPU-saturated (peak {:.0}% over {} threads): its latencies describe itself as much as the server; use more processes or machines",
+            outcome.cpu_percent_max, outcome.threads
+        ));
+    }
+    if outcome.totals.messages_lost > 0 {
+        notes.push(format!(
+            "{} messages lost: a sender's own copy did not come back within the run plus --drain",
+            outcome.totals.messages_lost
+        ));
+    }
+    Verdict { problems, notes }
+}
+
+impl Verdict {
+    pub fn run_info(&self, opts: &RunOpts, outcome: &Outcome) -> RunInfo {
+        let mut notes = self.notes.clone();
+        notes.extend(self.problems.iter().cloned());
+        RunInfo {
+            target_connections: opts.connections,
+            duration_secs: opts.duration.as_secs_f64(),
+            workload: opts.workload.name().to_string(),
+            cpu_percent_max: outcome.cpu_percent_max,
+            cpu_saturated: outcome.cpu_saturated(),
+            notes,
+            held_after_ramp: outcome.held_after_ramp,
+            rss_per_connection_bytes: (outcome.held_after_ramp > 0)
+                .then(|| outcome.rss_growth_bytes as f64 / outcome.held_after_ramp as f64),
+            processes: outcome.processes,
+        }
+    }
+}
