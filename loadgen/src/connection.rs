@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -56,6 +57,43 @@ pub struct RunContext {
     pub end: Instant,
     /// After `end`, how long to wait for copies still in flight.
     pub drain: Duration,
+    /// Nanoseconds after `epoch` from which senders send; unset
+    /// (`u64::MAX`) until the ramp of this process is over.
+    pub sending_from_ns: AtomicU64,
+}
+
+impl RunContext {
+    pub fn new(
+        workload: Workload,
+        recorder: Arc<Recorder>,
+        epoch: Instant,
+        local: Range<u64>,
+        end: Instant,
+        drain: Duration,
+    ) -> RunContext {
+        RunContext {
+            workload,
+            recorder,
+            epoch,
+            local,
+            end,
+            drain,
+            sending_from_ns: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Lets senders start at `at`.
+    pub fn start_sending(&self, at: Instant) {
+        let ns = at.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.sending_from_ns.store(ns, Ordering::Release);
+    }
+
+    fn sending_from(&self) -> Option<Instant> {
+        match self.sending_from_ns.load(Ordering::Acquire) {
+            u64::MAX => None,
+            ns => Some(self.epoch + Duration::from_nanos(ns)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +164,7 @@ impl Client {
             closed: None,
             stop,
         };
+        client.ctx.recorder.received(0, leftover.len() as u64);
         client.feed(leftover);
         client
     }
@@ -223,31 +262,38 @@ impl Client {
     /// Sends what is due and moves through the phases.
     fn on_time(&mut self, now: Instant) {
         let ctx = self.ctx.clone();
+        if self.phase == Phase::Running {
+            // Sends due before the end go out even when we wake after it.
+            let sending_from = ctx.sending_from();
+            while let Some(due) = self.next_send.filter(|&d| d <= now && d < ctx.end) {
+                // Until every connection of this process has joined, a
+                // message would miss late joiners: skip those slots.
+                if sending_from.is_some_and(|from| due >= from) {
+                    self.send(due);
+                }
+                self.next_send = Some(due + ctx.workload.interval);
+            }
+            if let Some(ping) = self.next_ping.filter(|&p| p <= now) {
+                self.out.push(encode_frame(
+                    OpCode::Ping,
+                    b"",
+                    Some(self.masks.next_mask()),
+                ));
+                self.next_ping = ctx.workload.ping_interval.map(|p| ping + p);
+            }
+        }
         if self.phase == Phase::Running && now >= ctx.end {
-            self.phase = if self.outstanding > 0 {
+            self.next_send = None;
+            // With senders about, every connection waits out the drain:
+            // copies of the last messages are still on their way to it.
+            self.phase = if ctx.workload.senders > 0.0 {
                 Phase::Draining
             } else {
                 Phase::Closing
             };
-            self.next_send = None;
         }
-        if self.phase == Phase::Draining && (now >= ctx.end + ctx.drain || self.outstanding == 0) {
+        if self.phase == Phase::Draining && now >= ctx.end + ctx.drain {
             self.phase = Phase::Closing;
-        }
-        if self.phase != Phase::Running {
-            return;
-        }
-        while let Some(due) = self.next_send.filter(|&d| d <= now && d < ctx.end) {
-            self.send(due);
-            self.next_send = Some(due + ctx.workload.interval);
-        }
-        if let Some(ping) = self.next_ping.filter(|&p| p <= now) {
-            self.out.push(encode_frame(
-                OpCode::Ping,
-                b"",
-                Some(self.masks.next_mask()),
-            ));
-            self.next_ping = ctx.workload.ping_interval.map(|p| ping + p);
         }
     }
 
@@ -264,15 +310,21 @@ impl Client {
             (Some(proto), Some(room)) => chat::chat_frame(proto, room, &payload, mask),
             _ => encode_frame(OpCode::Binary, &payload, Some(mask)),
         };
-        ctx.recorder.sent(1, frame.len() as u64);
+        ctx.recorder.sent(1, 0);
         self.out.push(frame);
         self.outstanding += 1;
     }
 
+    /// Writes what the socket takes now. Bytes are counted as written,
+    /// control frames included, like received bytes are counted as read.
     fn flush(&mut self) -> io::Result<()> {
         let stream = &self.stream;
+        let recorder = &self.ctx.recorder;
         self.out
-            .write_with(|slices| stream.try_write_vectored(slices), |_| {})
+            .write_with(
+                |slices| stream.try_write_vectored(slices),
+                |n| recorder.sent(0, n as u64),
+            )
             .map(|_| ())
     }
 
@@ -294,6 +346,8 @@ impl Client {
                         return Ok(());
                     }
                     Ok(n) => {
+                        // Wire bytes, like `sent`: frames, headers included.
+                        self.ctx.recorder.received(0, n as u64);
                         self.feed(&mut buf[..n]);
                         if self.closed.is_some() || n < buf.len() {
                             return Ok(());
@@ -321,10 +375,8 @@ impl Client {
         } = self;
         let result = reader.feed(bytes, |m| {
             match m {
-                Message::Binary(b) => {
-                    on_data(ctx, role, outstanding, Message::Binary(b), b.len(), now)
-                }
-                Message::Text(t) => on_data(ctx, role, outstanding, Message::Text(t), t.len(), now),
+                Message::Binary(b) => on_data(ctx, role, outstanding, Message::Binary(b), now),
+                Message::Text(t) => on_data(ctx, role, outstanding, Message::Text(t), now),
                 Message::Ping(p) => {
                     out.push(encode_frame(OpCode::Pong, p, Some(masks.next_mask())))
                 }
@@ -357,15 +409,8 @@ impl Client {
 }
 
 /// Counts a data message and times it when it is one of ours.
-fn on_data(
-    ctx: &RunContext,
-    role: &Role,
-    outstanding: &mut u64,
-    m: Message<'_>,
-    len: usize,
-    now: Instant,
-) {
-    ctx.recorder.received(1, len as u64);
+fn on_data(ctx: &RunContext, role: &Role, outstanding: &mut u64, m: Message<'_>, now: Instant) {
+    ctx.recorder.received(1, 0);
     let payload: &[u8] = match ctx.workload.kind {
         WorkloadKind::Echo => match m {
             Message::Binary(b) => b,

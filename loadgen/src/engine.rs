@@ -26,6 +26,8 @@ use crate::workload::Workload;
 /// Above this share of one core per worker thread, the generator is the
 /// bottleneck and its latencies describe itself.
 const SATURATED_CPU_PERCENT: f64 = 90.0;
+/// Between the end of the ramp and the first send.
+const JOIN_SETTLE: Duration = Duration::from_millis(50);
 /// How long closing may take after the drain before tasks are dropped.
 const FINISH_GRACE: Duration = Duration::from_secs(5);
 
@@ -112,14 +114,14 @@ pub async fn run(
     let epoch = Instant::now();
     let rss_at_start = rss_bytes();
     let total = slice.end - slice.start;
-    let ctx = Arc::new(RunContext {
-        workload: plan.workload,
-        recorder: recorder.clone(),
+    let ctx = Arc::new(RunContext::new(
+        plan.workload,
+        recorder.clone(),
         epoch,
-        local: slice.clone(),
-        end: epoch + opts.duration,
-        drain: opts.drain,
-    });
+        slice.clone(),
+        epoch + opts.duration,
+        opts.drain,
+    ));
     info!(
         connections = total,
         first = slice.start,
@@ -196,6 +198,9 @@ pub async fn run(
             }
             changed = ramp_done.changed(), if held_after_ramp.is_none() => {
                 if changed.is_ok() {
+                    // Joins travel with the upgrade; a short pause lets the
+                    // server finish the last ones before anyone chats.
+                    ctx.start_sending(Instant::now() + JOIN_SETTLE);
                     held_after_ramp = Some(recorder.open_connections());
                     rss_growth_bytes = rss_bytes() as i64 - rss_at_start as i64;
                 }
@@ -306,14 +311,14 @@ mod tests {
     async fn connection_task_future_stays_small() {
         let opts = crate::opts::Cli::try_parse_from_args(["loadgen", "run", "ws://127.0.0.1:9/"]);
         let workload = Workload::from_opts(&opts).unwrap();
-        let ctx = Arc::new(RunContext {
+        let ctx = Arc::new(RunContext::new(
             workload,
-            recorder: Arc::new(Recorder::new()),
-            epoch: Instant::now(),
-            local: 0..1,
-            end: Instant::now(),
-            drain: Duration::ZERO,
-        });
+            Arc::new(Recorder::new()),
+            Instant::now(),
+            0..1,
+            Instant::now(),
+            Duration::ZERO,
+        ));
         let permit = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
         let (_tx, stop) = watch::channel(false);
         let endpoints: Endpoints = Arc::new((Vec::new(), Vec::new()));

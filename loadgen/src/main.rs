@@ -35,11 +35,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")
+fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    builder.enable_all().build().context("starting the runtime")
 }
 
 /// A watch that turns true on Ctrl-C (SIGINT).
@@ -53,7 +54,17 @@ fn ctrl_c() -> watch::Receiver<bool> {
     rx
 }
 
-fn run(opts: RunOpts) -> anyhow::Result<ExitCode> {
+/// A room prefix no other run is likely to use.
+fn run_prefix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("lg{:06x}-", h.finish() & 0xff_ffff)
+}
+
+fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
+    // Chosen once here, so every worker process uses the same rooms.
+    opts.room_prefix.get_or_insert_with(run_prefix);
     let processes = multiproc::processes_for(&opts, capacity::raise_nofile());
     // Checked here for the whole run, so a plan that cannot fit fails
     // before any process starts.
@@ -72,7 +83,7 @@ fn run(opts: RunOpts) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let outcome: Outcome = runtime()?.block_on(async {
+    let outcome: Outcome = runtime(opts.threads)?.block_on(async {
         let stop = ctrl_c();
         if processes > 1 {
             tracing::info!(processes, "spreading the connections over worker processes");
@@ -116,7 +127,7 @@ fn worker() -> anyhow::Result<()> {
             let _ = out.flush();
         }
     };
-    let outcome = runtime()?.block_on(async {
+    let outcome = runtime(job.opts.threads)?.block_on(async {
         let stop = ctrl_c();
         engine::run(
             &job.opts,

@@ -76,6 +76,11 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_ROOMS")]
     pub rooms: Option<u64>,
 
+    /// Prefix of this run's room names, so runs sharing a server never
+    /// count each other's messages [default: a random one per run].
+    #[arg(long, env = "LOADGEN_ROOM_PREFIX")]
+    pub room_prefix: Option<String>,
+
     /// Fraction of connections that send (chat: chatters; echo: senders).
     #[arg(long, env = "LOADGEN_CHATTERS", default_value_t = 0.1)]
     pub chatters: f64,
@@ -118,6 +123,10 @@ pub struct RunOpts {
     /// Fail (exit 1) when fewer than this fraction of the connections are held at the end of the ramp.
     #[arg(long, env = "LOADGEN_MIN_HELD", default_value_t = 1.0)]
     pub min_held: f64,
+
+    /// Worker threads per process [default: one per core].
+    #[arg(long, env = "LOADGEN_THREADS")]
+    pub threads: Option<usize>,
 
     /// Processes to spread the connections over (each is bound by the
     /// open-file limit): a number, or `auto` for as many as that limit needs.

@@ -40,6 +40,20 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
         }
         problems.push(why);
     }
+    // Held at end: connections that lasted until we closed them.
+    let held_at_end = outcome.totals.open_connections;
+    if outcome.held_after_ramp >= needed && held_at_end < needed && !outcome.interrupted {
+        let closes: Vec<String> = outcome
+            .totals
+            .closes_unexpected
+            .iter()
+            .map(|(label, n)| format!("{n} × {label}"))
+            .collect();
+        problems.push(format!(
+            "only {held_at_end} of {wanted} connections lasted the run (needed {needed}); unexpected closes: {}",
+            if closes.is_empty() { "none recorded".to_string() } else { closes.join(", ") }
+        ));
+    }
     if outcome.cpu_saturated() {
         notes.push(format!(
             "the load generator was CPU-saturated (peak {:.0}% over {} threads): its latencies describe itself as much as the server; use more processes or machines",

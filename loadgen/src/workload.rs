@@ -12,6 +12,8 @@ use crate::opts::{RunOpts, WorkloadKind};
 pub struct Workload {
     pub kind: WorkloadKind,
     pub rooms: u64,
+    /// Room names are `{room_prefix}room-{k}`.
+    pub room_prefix: String,
     /// Fraction of connections that send.
     pub senders: f64,
     /// Time between one sender's messages.
@@ -66,6 +68,7 @@ impl Workload {
         Ok(Workload {
             kind: opts.workload,
             rooms,
+            room_prefix: opts.room_prefix.clone().unwrap_or_default(),
             senders: if opts.workload == WorkloadKind::Idle {
                 0.0
             } else {
@@ -91,7 +94,9 @@ impl Workload {
     pub fn role(&self, index: u64) -> Role {
         let f = self.senders;
         let sends = ((index + 1) as f64 * f).floor() > (index as f64 * f).floor();
-        let room = self.proto().map(|_| format!("room-{}", index % self.rooms));
+        let room = self
+            .proto()
+            .map(|_| format!("{}room-{}", self.room_prefix, index % self.rooms));
         Role { index, room, sends }
     }
 
@@ -131,7 +136,7 @@ mod tests {
 
     #[test]
     fn rooms_default_to_one_per_hundred_and_roles_say_where() {
-        let w = workload(&["-c", "250"]);
+        let w = workload(&["-c", "250", "--room-prefix", ""]);
         assert_eq!(w.rooms, 3);
         assert_eq!(w.role(4).room.as_deref(), Some("room-1"));
         assert_eq!(
@@ -141,6 +146,12 @@ mod tests {
         let idle = workload(&["--workload", "idle"]);
         assert_eq!(idle.query(&idle.role(4)), None);
         assert!(!idle.role(9).sends);
+    }
+
+    #[test]
+    fn the_room_prefix_separates_runs() {
+        let w = workload(&["--room-prefix", "lg1a2b3c-"]);
+        assert_eq!(w.role(4).room.as_deref(), Some("lg1a2b3c-room-4"));
     }
 
     #[test]

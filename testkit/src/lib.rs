@@ -45,6 +45,26 @@ pub fn start_server(opts: Opts) -> ServerHandle {
         .expect("test server starts")
 }
 
+/// The server binary that `cargo build -p server` (and `cargo test
+/// --workspace`) leaves in `target/<profile>/`. Other crates' tests need it
+/// as a real process but cannot name it with `CARGO_BIN_EXE_server`, which
+/// cargo sets only for the server crate's own tests; their executables sit
+/// in `target/<profile>/deps/`, one level below it.
+pub fn server_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("test executables live in target/<profile>/deps/");
+    let bin = profile_dir.join(format!("server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "no server binary at {}: build it with cargo build -p server",
+        bin.display()
+    );
+    bin
+}
+
 /// The server binary run as a child process; killed on drop.
 pub struct ServerProcess {
     pub child: Child,
