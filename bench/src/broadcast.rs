@@ -249,6 +249,7 @@ pub async fn measure(
                     cfg.proto.as_str()
                 ),
                 host: None,
+                extra: Default::default(),
                 timeout: cfg.connect_timeout,
                 nodelay: true,
             };

@@ -173,6 +173,7 @@ impl HoldPlan {
                 .then(|| self.source_ips[g % self.source_ips.len()]),
             path_and_query: self.path_and_query.clone(),
             host: None,
+            extra: Default::default(),
             timeout: self.connect_timeout,
             nodelay: false,
         }

@@ -81,6 +81,7 @@ fn options(server: SocketAddr, source: Option<&str>) -> ConnectOptions {
         source: source.map(|s| s.parse().unwrap()),
         path_and_query: "/?room=r&username=u".into(),
         host: None,
+        extra: Default::default(),
         timeout: Duration::from_secs(10),
         nodelay: true,
     }

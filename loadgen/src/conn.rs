@@ -7,6 +7,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::handshake::{self, HandshakeError};
@@ -44,6 +45,9 @@ impl ConnectError {
             ConnectError::Io(e) => format!("upgrade I/O: {}", io_label(e)),
             ConnectError::Closed => "closed during upgrade".to_string(),
             ConnectError::Handshake(HandshakeError::Status(code)) => format!("HTTP {code}"),
+            ConnectError::Handshake(HandshakeError::Subprotocol(_)) => {
+                "upgrade: server chose a subprotocol not offered".to_string()
+            }
             ConnectError::Handshake(e) => format!("upgrade: {e}"),
         }
     }
@@ -77,9 +81,65 @@ pub struct ConnectOptions {
     pub path_and_query: String,
     /// The Host header; `None` uses the server address.
     pub host: Option<String>,
+    /// Extra request headers, and subprotocols to offer.
+    pub extra: Arc<UpgradeExtras>,
     /// Bounds connect and upgrade together.
     pub timeout: Duration,
     pub nodelay: bool,
+}
+
+/// What a run adds to every upgrade request.
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeExtras {
+    pub headers: Vec<(String, String)>,
+    pub subprotocols: Vec<String>,
+}
+
+impl UpgradeExtras {
+    /// Validates `Name: value` headers and subprotocol names.
+    pub fn parse(headers: &[String], subprotocols: &[String]) -> Result<UpgradeExtras, String> {
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        let mut parsed = Vec::with_capacity(headers.len());
+        for h in headers {
+            let Some((name, value)) = h.split_once(':') else {
+                return Err(format!("--header {h:?} is not `Name: value`"));
+            };
+            let (name, value) = (name.trim(), value.trim());
+            if !token(name) {
+                return Err(format!(
+                    "--header {h:?}: {name:?} is not a valid header name"
+                ));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(format!("--header {name}: the value holds a line break"));
+            }
+            let reserved = [
+                "host",
+                "upgrade",
+                "connection",
+                "sec-websocket-key",
+                "sec-websocket-version",
+                "sec-websocket-protocol",
+            ];
+            if reserved.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(format!("--header {name}: loadgen sets that header itself (use --subprotocol for subprotocols)"));
+            }
+            parsed.push((name.to_string(), value.to_string()));
+        }
+        if let Some(bad) = subprotocols.iter().find(|p| !token(p)) {
+            return Err(format!(
+                "--subprotocol {bad:?} is not a valid subprotocol name"
+            ));
+        }
+        Ok(UpgradeExtras {
+            headers: parsed,
+            subprotocols: subprotocols.to_vec(),
+        })
+    }
 }
 
 /// Opens a TCP connection and performs the WebSocket upgrade.
@@ -111,7 +171,18 @@ async fn connect_inner(opts: &ConnectOptions) -> Result<Upgraded, ConnectError> 
     }
     let key = handshake::generate_key();
     let host = opts.host.clone().unwrap_or_else(|| opts.server.to_string());
-    let request = handshake::client_request(&host, &opts.path_and_query, &key, &[]);
+    let offered = opts.extra.subprotocols.join(", ");
+    let mut extra: Vec<(&str, &str)> = opts
+        .extra
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    if !offered.is_empty() {
+        extra.push(("Sec-WebSocket-Protocol", &offered));
+    }
+    let request = handshake::client_request(&host, &opts.path_and_query, &key, &extra);
+    let offered: Vec<&str> = opts.extra.subprotocols.iter().map(String::as_str).collect();
     stream
         .write_all(request.as_bytes())
         .await
@@ -121,7 +192,7 @@ async fn connect_inner(opts: &ConnectOptions) -> Result<Upgraded, ConnectError> 
         if stream.read_buf(&mut buf).await.map_err(ConnectError::Io)? == 0 {
             return Err(ConnectError::Closed);
         }
-        if let Some(len) = handshake::parse_response(&buf, &key)? {
+        if let Some((len, _chosen)) = handshake::parse_response_offering(&buf, &key, &offered)? {
             buf.drain(..len);
             buf.shrink_to_fit();
             return Ok(Upgraded {
@@ -194,5 +265,32 @@ mod tests {
         assert_eq!(local.ip(), "127.0.0.3".parse::<IpAddr>().unwrap());
         // with the option set, bind() leaves the port unassigned
         assert_eq!(local.port(), 0);
+    }
+}
+
+#[cfg(test)]
+mod extras_tests {
+    use super::*;
+
+    #[test]
+    fn headers_and_subprotocols_are_checked() {
+        let ok = UpgradeExtras::parse(
+            &["Authorization: Bearer x:y".into(), "X-Trace:1".into()],
+            &["chat.v1".into()],
+        )
+        .unwrap();
+        assert_eq!(ok.headers[0], ("Authorization".into(), "Bearer x:y".into()));
+        assert_eq!(ok.headers[1], ("X-Trace".into(), "1".into()));
+        for bad in [
+            "no colon",
+            "Bad Name: x",
+            ": x",
+            "Host: other",
+            "Sec-WebSocket-Protocol: a",
+        ] {
+            assert!(UpgradeExtras::parse(&[bad.into()], &[]).is_err(), "{bad}");
+        }
+        assert!(UpgradeExtras::parse(&["X: a\r\nEvil: 1".into()], &[]).is_err());
+        assert!(UpgradeExtras::parse(&[], &["two words".into()]).is_err());
     }
 }

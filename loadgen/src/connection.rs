@@ -128,17 +128,25 @@ pub struct Client {
     stop: watch::Receiver<bool>,
     /// Own messages sent and not yet seen back.
     outstanding: u64,
+    /// Under churn: when this connection closes to reconnect.
+    retire_at: Option<Instant>,
+    /// Set once it is closing to reconnect rather than for the end.
+    churning: bool,
+    /// When the drain phase ends.
+    drain_until: Instant,
     closed: Option<Closed>,
 }
 
 impl Client {
-    /// `leftover` holds bytes that came with the upgrade's answer.
+    /// `leftover` holds bytes that came with the upgrade's answer;
+    /// `lifetime` is how long it lives under churn.
     pub fn new(
         stream: TcpStream,
         leftover: &mut [u8],
         role: Role,
         ctx: Arc<RunContext>,
         stop: watch::Receiver<bool>,
+        lifetime: Option<Duration>,
     ) -> Client {
         let now = Instant::now();
         let w = &ctx.workload;
@@ -156,11 +164,14 @@ impl Client {
             role,
             timer: Box::pin(tokio::time::sleep_until(ctx.end.into())),
             timer_at: ctx.end,
-            ctx,
+            ctx: ctx.clone(),
             phase: Phase::Running,
             next_send,
             next_ping,
             outstanding: 0,
+            retire_at: lifetime.map(|l| now + l).filter(|&t| t < ctx.end),
+            churning: false,
+            drain_until: ctx.end + ctx.drain,
             closed: None,
             stop,
         };
@@ -199,7 +210,7 @@ impl Client {
             }
             if let Some(deadline) = close_deadline {
                 if now >= deadline {
-                    return Closed::ByUs;
+                    return self.closed_by_us();
                 }
             }
             if let Err(e) = self.flush() {
@@ -236,9 +247,18 @@ impl Client {
         }
     }
 
+    /// How a close we started is counted.
+    fn closed_by_us(&self) -> Closed {
+        if self.churning {
+            Closed::Churn
+        } else {
+            Closed::ByUs
+        }
+    }
+
     fn gone(&self, e: io::Error) -> Closed {
         if self.phase == Phase::Closing {
-            Closed::ByUs
+            self.closed_by_us()
         } else {
             Closed::Error(crate::conn::io_label(&e))
         }
@@ -249,14 +269,19 @@ impl Client {
         let ctx = &self.ctx;
         let phase_end = match self.phase {
             Phase::Running => ctx.end,
-            Phase::Draining => ctx.end + ctx.drain,
+            Phase::Draining => self.drain_until,
             Phase::Closing => close_deadline.unwrap_or(ctx.end),
         };
-        [self.next_send, self.next_ping, Some(phase_end)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(phase_end)
+        [
+            self.next_send,
+            self.next_ping,
+            self.retire_at,
+            Some(phase_end),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(phase_end)
     }
 
     /// Sends what is due and moves through the phases.
@@ -292,7 +317,18 @@ impl Client {
                 Phase::Closing
             };
         }
-        if self.phase == Phase::Draining && now >= ctx.end + ctx.drain {
+        if self.phase == Phase::Running && self.retire_at.is_some_and(|t| now >= t) {
+            // Churn: stop sending, wait for our own copies (bounded by the
+            // drain), then close and let the task reconnect.
+            self.retire_at = None;
+            self.churning = true;
+            self.next_send = None;
+            self.drain_until = now + ctx.drain;
+            self.phase = Phase::Draining;
+        }
+        if self.phase == Phase::Draining
+            && (now >= self.drain_until || (self.churning && self.outstanding == 0))
+        {
             self.phase = Phase::Closing;
         }
     }
@@ -338,7 +374,7 @@ impl Client {
                     Ok(0) => {
                         if self.closed.is_none() {
                             self.closed = Some(if self.phase == Phase::Closing {
-                                Closed::ByUs
+                                self.closed_by_us()
                             } else {
                                 Closed::Error("connection ended without a close frame".into())
                             });
@@ -371,6 +407,7 @@ impl Client {
             phase,
             outstanding,
             closed,
+            churning,
             ..
         } = self;
         let result = reader.feed(bytes, |m| {
@@ -383,7 +420,11 @@ impl Client {
                 Message::Pong(_) => {}
                 Message::Close(code) => {
                     *closed = Some(if *phase == Phase::Closing {
-                        Closed::ByUs
+                        if *churning {
+                            Closed::Churn
+                        } else {
+                            Closed::ByUs
+                        }
                     } else {
                         // Answer it, as RFC 6455 asks; the loop ends next.
                         let code = code.map(|(c, _)| c);

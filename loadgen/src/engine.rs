@@ -19,7 +19,7 @@ use crate::connection::{Client, RunContext};
 use crate::opts::RunOpts;
 use crate::proc_stats::{CpuSample, Memory};
 use crate::source_ips;
-use crate::stats::{Interval, Latency, Recorder, Totals};
+use crate::stats::{Closed, Interval, Latency, Recorder, Totals};
 use crate::target::{self, Target};
 use crate::workload::Workload;
 
@@ -63,6 +63,9 @@ pub struct Plan {
     pub targets: Vec<Target>,
     pub sources: Vec<IpAddr>,
     pub workload: Workload,
+    pub extras: Arc<conn::UpgradeExtras>,
+    /// `--metrics-listen`, bound here so that a bad address fails before the run.
+    pub metrics: Option<std::net::TcpListener>,
 }
 
 impl Plan {
@@ -87,15 +90,32 @@ impl Plan {
             None => Vec::new(),
         };
         let workload = Workload::from_opts(opts)?;
+        let extras = Arc::new(
+            conn::UpgradeExtras::parse(&opts.headers, &opts.subprotocols)
+                .map_err(anyhow::Error::msg)?,
+        );
         let nofile = capacity::raise_nofile();
         let ports = capacity::local_port_range().context("reading net.ipv4.ip_local_port_range")?;
         let addrs: Vec<_> = targets.iter().map(|t| t.addr).collect();
         capacity::check(connections, sources.len(), &addrs, ports, nofile, processes)?;
         capacity::check_families(&sources, &addrs)?;
+        if opts.metrics_listen.is_some() && processes > 1 {
+            bail!(
+                "--metrics-listen serves one process's figures, and this run needs {processes} \
+                 processes (the open-file limit is {nofile}): raise the limit (ulimit -Hn) or run \
+                 fewer connections per machine"
+            );
+        }
+        let metrics = opts
+            .metrics_listen
+            .map(crate::prometheus::bind)
+            .transpose()?;
         Ok(Plan {
             targets,
             sources,
             workload,
+            extras,
+            metrics,
         })
     }
 }
@@ -114,6 +134,11 @@ pub async fn run(
     let epoch = Instant::now();
     let rss_at_start = rss_bytes();
     let total = slice.end - slice.start;
+    // The endpoint lives as long as this call: dropping the sender stops it.
+    let (_metrics_stop, metrics_stop) = watch::channel(false);
+    if let Some(listener) = plan.metrics {
+        crate::prometheus::serve(listener, recorder.clone(), total, metrics_stop)?;
+    }
     let ctx = Arc::new(RunContext::new(
         plan.workload,
         recorder.clone(),
@@ -131,7 +156,7 @@ pub async fn run(
         "starting"
     );
 
-    let plan = Arc::new((plan.targets, plan.sources));
+    let plan = Arc::new((plan.targets, plan.sources, plan.extras));
     let inflight = Arc::new(Semaphore::new(opts.max_inflight.max(1)));
     let mut tasks = JoinSet::new();
     let (ramp_done_tx, mut ramp_done) = watch::channel(false);
@@ -160,7 +185,15 @@ pub async fn run(
                 let ctx = ctx.clone();
                 let plan = plan.clone();
                 let stop = stop.clone();
-                tasks.spawn(connection_task(i, ctx, plan, connect_timeout, permit, stop));
+                tasks.spawn(connection_task(
+                    i,
+                    ctx,
+                    plan,
+                    connect_timeout,
+                    permit,
+                    inflight.clone(),
+                    stop,
+                ));
             }
             // The ramp is over once every attempt has resolved.
             let _ = inflight.acquire_many(max_inflight).await;
@@ -230,7 +263,7 @@ pub async fn run(
     // snapshot at the end would race with the first closes).
     totals.open_connections = totals
         .connects_ok
-        .saturating_sub(totals.closes_unexpected_total());
+        .saturating_sub(totals.closes_unexpected_total() + totals.churned);
     Ok(Outcome {
         totals,
         intervals,
@@ -245,56 +278,98 @@ pub async fn run(
 }
 
 /// The targets and source addresses, shared by every connection task.
-type Endpoints = Arc<(Vec<Target>, Vec<IpAddr>)>;
+type Endpoints = Arc<(Vec<Target>, Vec<IpAddr>, Arc<conn::UpgradeExtras>)>;
 
-/// One connection's task: connect (boxed, so the upgrade's buffers and
-/// timer are freed once it is done), then drive the connection.
+/// One connection slot's task: connect (boxed, so the upgrade's buffers
+/// and timer are freed once it is done), then drive the connection; under
+/// churn, reconnect each time it retires, until the end of the run.
 async fn connection_task(
     i: u64,
     ctx: Arc<RunContext>,
     endpoints: Endpoints,
     connect_timeout: Duration,
-    permit: OwnedSemaphorePermit,
+    first_permit: OwnedSemaphorePermit,
+    inflight: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
 ) {
-    let role = ctx.workload.role(i);
-    let connected = Box::pin(async {
-        let (targets, sources) = &*endpoints;
-        let target = &targets[(i % targets.len() as u64) as usize];
-        let opts = ConnectOptions {
-            server: target.addr,
-            source: (!sources.is_empty()).then(|| sources[(i % sources.len() as u64) as usize]),
-            path_and_query: match ctx.workload.query(&role) {
-                Some(q) => target.with_query(&q),
-                None => target.path_and_query.clone(),
+    let mut permit = Some(first_permit);
+    let mut generation = 0;
+    loop {
+        let permit = match permit.take() {
+            Some(p) => p,
+            // Reconnects respect the cap on upgrades in flight too.
+            None => match inflight.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
             },
-            host: Some(target.host.clone()),
-            timeout: connect_timeout,
-            nodelay: true,
         };
-        ctx.recorder.attempted();
-        let started = Instant::now();
-        let result = conn::connect(&opts).await;
-        drop(permit);
-        match result {
-            Ok(up) => {
-                ctx.recorder.latency(Latency::Connect, started.elapsed());
-                ctx.recorder.connected();
-                Some(up)
-            }
-            Err(e) => {
-                ctx.recorder.connect_failed(&e.kind());
-                None
-            }
-        }
-    })
-    .await;
-    drop(endpoints);
-    if let Some(mut up) = connected {
-        let mut client = Client::new(up.stream, &mut up.leftover, role, ctx, stop);
+        let Some(mut up) =
+            Box::pin(connect_once(i, &ctx, &endpoints, connect_timeout, permit)).await
+        else {
+            return;
+        };
+        let lifetime = ctx.workload.lifetime(i, generation);
+        let role = ctx.workload.role(i);
+        let mut client = Client::new(
+            up.stream,
+            &mut up.leftover,
+            role,
+            ctx.clone(),
+            stop.clone(),
+            lifetime,
+        );
         drop(up.leftover);
         let closed = client.drive().await;
-        client.finish(closed);
+        let again = closed == Closed::Churn && Instant::now() < ctx.end && !*stop.borrow();
+        // Retiring too late to reconnect is an ordinary end-of-run close.
+        client.finish(match closed {
+            Closed::Churn if !again => Closed::ByUs,
+            other => other,
+        });
+        if !again {
+            return;
+        }
+        generation += 1;
+    }
+}
+
+/// One connect and upgrade of slot `i`, recorded.
+async fn connect_once(
+    i: u64,
+    ctx: &RunContext,
+    endpoints: &Endpoints,
+    connect_timeout: Duration,
+    permit: OwnedSemaphorePermit,
+) -> Option<conn::Upgraded> {
+    let (targets, sources, extras) = &**endpoints;
+    let target = &targets[(i % targets.len() as u64) as usize];
+    let role = ctx.workload.role(i);
+    let opts = ConnectOptions {
+        server: target.addr,
+        source: (!sources.is_empty()).then(|| sources[(i % sources.len() as u64) as usize]),
+        path_and_query: match ctx.workload.query(&role) {
+            Some(q) => target.with_query(&q),
+            None => target.path_and_query.clone(),
+        },
+        host: Some(target.host.clone()),
+        extra: extras.clone(),
+        timeout: connect_timeout,
+        nodelay: true,
+    };
+    ctx.recorder.attempted();
+    let started = Instant::now();
+    let result = conn::connect(&opts).await;
+    drop(permit);
+    match result {
+        Ok(up) => {
+            ctx.recorder.latency(Latency::Connect, started.elapsed());
+            ctx.recorder.connected();
+            Some(up)
+        }
+        Err(e) => {
+            ctx.recorder.connect_failed(&e.kind());
+            None
+        }
     }
 }
 
@@ -321,8 +396,16 @@ mod tests {
         ));
         let permit = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
         let (_tx, stop) = watch::channel(false);
-        let endpoints: Endpoints = Arc::new((Vec::new(), Vec::new()));
-        let task = connection_task(0, ctx, endpoints, Duration::ZERO, permit, stop);
+        let endpoints: Endpoints = Arc::new((Vec::new(), Vec::new(), Default::default()));
+        let task = connection_task(
+            0,
+            ctx,
+            endpoints,
+            Duration::ZERO,
+            permit,
+            Arc::new(Semaphore::new(1)),
+            stop,
+        );
         let size = std::mem::size_of_val(&task);
         eprintln!("connection task future: {size} bytes");
         assert!(size <= 896, "connection task future grew to {size} bytes");

@@ -17,6 +17,7 @@ pub mod opts;
 pub mod plan;
 pub mod printer;
 pub mod proc_stats;
+pub mod prometheus;
 pub mod report;
 pub mod source_ips;
 pub mod stats;

@@ -65,6 +65,7 @@ pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
             child.max_inflight = opts.max_inflight.div_ceil(processes as usize).max(1);
             child.processes = Processes::Exactly(1);
             child.json = None;
+            child.metrics_listen = None;
             Job {
                 opts: child,
                 first: slice.first as u64,

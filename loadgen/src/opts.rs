@@ -97,6 +97,32 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
 
+    /// Extra header on every upgrade request, `Name: value` (repeat for
+    /// more), e.g. an auth token your service wants.
+    #[arg(
+        long = "header",
+        short = 'H',
+        env = "LOADGEN_HEADERS",
+        value_delimiter = '\n'
+    )]
+    pub headers: Vec<String>,
+
+    /// Subprotocol to offer on the upgrade (repeat for several, in order of
+    /// preference); the server must choose one of them or none.
+    #[arg(
+        long = "subprotocol",
+        env = "LOADGEN_SUBPROTOCOLS",
+        value_delimiter = ','
+    )]
+    pub subprotocols: Vec<String>,
+
+    /// Connections per second (over the whole run) that close and reconnect:
+    /// each connection lives an exponentially distributed time with mean
+    /// CONNECTIONS / CHURN seconds, then closes politely and reconnects.
+    /// 0 = no churn.
+    #[arg(long, env = "LOADGEN_CHURN", default_value_t = 0.0)]
+    pub churn: f64,
+
     /// Source addresses to spread connections over: ranges, CIDRs or lists
     /// (127.0.0.2-127.0.0.40, 10.0.1.0/28, a,b,c). On loopback every 127.x
     /// address works without configuration.
@@ -132,6 +158,12 @@ pub struct RunOpts {
     /// open-file limit): a number, or `auto` for as many as that limit needs.
     #[arg(long, env = "LOADGEN_PROCESSES", default_value = "auto", value_parser = parse_processes)]
     pub processes: Processes,
+
+    /// Serve Prometheus metrics (the run's figures, latency histograms in
+    /// seconds) on http://ADDR/metrics while the run lasts, e.g. 127.0.0.1:9091.
+    #[arg(long, env = "LOADGEN_METRICS_LISTEN")]
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

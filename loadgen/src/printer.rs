@@ -140,6 +140,14 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
         "   (average over the run)",
     );
     row(&mut out, "closed by us", int(t.closes_by_us), "");
+    if t.churned > 0 {
+        row(
+            &mut out,
+            "churned",
+            int(t.churned),
+            "   (closed by us and reconnected)",
+        );
+    }
     if let Some(bytes) = run.rss_per_connection_bytes {
         row(
             &mut out,
@@ -442,6 +450,7 @@ mod tests {
             bytes_received: 2_000_000 * 64,
             messages_lost: 20,
             closes_by_us: 0,
+            churned: 0,
             closes_unexpected: BTreeMap::from([("1013".to_string(), 3)]),
             latencies: BTreeMap::from([
                 (

@@ -22,7 +22,9 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
     if outcome.interrupted {
         problems.push("interrupted before the end: the figures cover the run so far".to_string());
     }
-    if outcome.held_after_ramp < needed {
+    // Under churn some connections are always between close and reconnect;
+    // "held at end" below still catches reconnects that failed.
+    if opts.churn == 0.0 && outcome.held_after_ramp < needed {
         let errors: u64 = outcome.totals.connect_errors.values().sum();
         let mut why = format!(
             "held {} of {} connections after the ramp (needed {})",
@@ -42,7 +44,10 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
     }
     // Held at end: connections that lasted until we closed them.
     let held_at_end = outcome.totals.open_connections;
-    if outcome.held_after_ramp >= needed && held_at_end < needed && !outcome.interrupted {
+    if (opts.churn > 0.0 || outcome.held_after_ramp >= needed)
+        && held_at_end < needed
+        && !outcome.interrupted
+    {
         let closes: Vec<String> = outcome
             .totals
             .closes_unexpected

@@ -20,6 +20,8 @@ pub struct Workload {
     pub interval: Duration,
     pub size: usize,
     pub ping_interval: Option<Duration>,
+    /// Mean connection lifetime under churn.
+    pub mean_lifetime: Option<Duration>,
 }
 
 /// One connection's part.
@@ -43,6 +45,8 @@ pub enum WorkloadError {
     Size { size: usize, min: usize },
     #[error("--rooms must be at least 1")]
     Rooms,
+    #[error("--churn must be a number of connections per second, 0 or more, not {0}")]
+    Churn(f64),
 }
 
 impl Workload {
@@ -77,6 +81,8 @@ impl Workload {
             interval: Duration::from_secs_f64(1.0 / opts.rate),
             size: opts.size,
             ping_interval: (!opts.ping_interval.is_zero()).then_some(opts.ping_interval),
+            mean_lifetime: (opts.churn > 0.0)
+                .then(|| Duration::from_secs_f64(opts.connections.max(1) as f64 / opts.churn)),
         })
     }
 
@@ -98,6 +104,25 @@ impl Workload {
             .proto()
             .map(|_| format!("{}room-{}", self.room_prefix, index % self.rooms));
         Role { index, room, sends }
+    }
+
+    /// How long the `generation`-th connection of slot `index` lives under
+    /// churn: exponential with the mean lifetime, from a hash of both, so a
+    /// run's churn is the same every time.
+    pub fn lifetime(&self, index: u64, generation: u64) -> Option<Duration> {
+        let mean = self.mean_lifetime?;
+        let mut x = index
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(generation.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+            | 1;
+        for _ in 0..3 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        // uniform in (0, 1]: never 0, so the logarithm is finite
+        let u = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        Some(mean.mul_f64(-u.ln()))
     }
 
     /// The query a chat connection adds to the target URL.
@@ -152,6 +177,21 @@ mod tests {
     fn the_room_prefix_separates_runs() {
         let w = workload(&["--room-prefix", "lg1a2b3c-"]);
         assert_eq!(w.role(4).room.as_deref(), Some("lg1a2b3c-room-4"));
+    }
+
+    #[test]
+    fn churn_lifetimes_average_the_mean() {
+        let w = workload(&["-c", "1000", "--churn", "100"]);
+        assert_eq!(w.mean_lifetime, Some(Duration::from_secs(10)));
+        let n = 20_000u64;
+        let total: f64 = (0..n)
+            .map(|i| w.lifetime(i, i % 7).unwrap().as_secs_f64())
+            .sum();
+        let mean = total / n as f64;
+        assert!((9.5..10.5).contains(&mean), "mean lifetime {mean}");
+        assert_eq!(w.lifetime(3, 1), w.lifetime(3, 1));
+        assert_ne!(w.lifetime(3, 1), w.lifetime(3, 2));
+        assert_eq!(workload(&[]).lifetime(3, 1), None);
     }
 
     #[test]

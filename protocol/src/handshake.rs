@@ -21,6 +21,8 @@ pub enum HandshakeError {
     Status(u16),
     #[error("server's Sec-WebSocket-Accept does not match the key")]
     BadAccept,
+    #[error("server chose subprotocol {0:?}, which the client did not offer")]
+    Subprotocol(String),
 }
 
 impl HandshakeError {
@@ -175,6 +177,17 @@ pub fn client_request(
 /// the head is complete, else the head's length (frames may follow it in
 /// the same read).
 pub fn parse_response(buf: &[u8], key: &str) -> Result<Option<usize>, HandshakeError> {
+    parse_response_offering(buf, key, &[]).map(|r| r.map(|(len, _)| len))
+}
+
+/// Like [`parse_response`] for a request that offered `subprotocols`: also
+/// returns the one the server chose, and refuses a choice that was not
+/// offered (RFC 6455 4.1 says the client must fail the connection then).
+pub fn parse_response_offering(
+    buf: &[u8],
+    key: &str,
+    subprotocols: &[&str],
+) -> Result<Option<(usize, Option<String>)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -192,9 +205,17 @@ pub fn parse_response(buf: &[u8], key: &str) -> Result<Option<usize>, HandshakeE
     }
     let expected = tungstenite::handshake::derive_accept_key(key.as_bytes());
     match header(resp.headers, "sec-websocket-accept") {
-        Some(v) if v.trim_ascii() == expected.as_bytes() => Ok(Some(len)),
-        _ => Err(HandshakeError::BadAccept),
+        Some(v) if v.trim_ascii() == expected.as_bytes() => {}
+        _ => return Err(HandshakeError::BadAccept),
     }
+    let chosen = header(resp.headers, "sec-websocket-protocol")
+        .map(|v| String::from_utf8_lossy(v.trim_ascii()).into_owned());
+    if let Some(p) = &chosen {
+        if !subprotocols.contains(&p.as_str()) {
+            return Err(HandshakeError::Subprotocol(p.clone()));
+        }
+    }
+    Ok(Some((len, chosen)))
 }
 
 #[cfg(test)]
@@ -256,6 +277,30 @@ mod tests {
         let a = generate_key();
         assert_eq!(a.len(), 24);
         assert_ne!(a, generate_key());
+    }
+
+    #[test]
+    fn subprotocol_choice_must_be_one_offered() {
+        let base = accept_response(RFC_KEY);
+        let with = |p: &str| {
+            base.replace(
+                "\r\n\r\n",
+                &format!("\r\nSec-WebSocket-Protocol: {p}\r\n\r\n"),
+            )
+        };
+        let chat = with("chat.v1");
+        assert_eq!(
+            parse_response_offering(chat.as_bytes(), RFC_KEY, &["chat.v1", "chat.v2"]),
+            Ok(Some((chat.len(), Some("chat.v1".into()))))
+        );
+        assert_eq!(
+            parse_response_offering(chat.as_bytes(), RFC_KEY, &[]),
+            Err(HandshakeError::Subprotocol("chat.v1".into()))
+        );
+        assert_eq!(
+            parse_response_offering(base.as_bytes(), RFC_KEY, &["chat.v1"]),
+            Ok(Some((base.len(), None)))
+        );
     }
 
     #[test]

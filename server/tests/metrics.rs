@@ -316,3 +316,48 @@ async fn no_metrics_means_no_endpoint() {
     let c = Client::connect(server.ws, Proto::Json, "").await.unwrap();
     assert_ne!(c.id, 0);
 }
+
+/// The real `promtool check metrics` accepts the exposition once every kind
+/// of series has values: histograms with samples, closes, process figures.
+/// Skipped with a note without promtool, a failure with REQUIRE_PROMTOOL=1.
+#[tokio::test]
+async fn promtool_accepts_the_exposition() {
+    let server = ServerProcess::spawn(SERVER, &["--workers", "1"]).unwrap();
+    let (addr, maddr) = (server.ws, server.metrics.expect("metrics enabled"));
+    let mut a = Client::connect(addr, Proto::Json, "username=a&room=p")
+        .await
+        .unwrap();
+    receive(&mut a, 1, MsgType::Join).await;
+    let mut b = Client::connect(addr, Proto::Binary, "username=b&room=p")
+        .await
+        .unwrap();
+    receive(&mut b, 1, MsgType::Join).await;
+    receive(&mut a, 1, MsgType::Join).await;
+    send(
+        &mut a,
+        &ChatMessage::new(MsgType::Chat)
+            .with_room("p")
+            .with_payload(&b"hello"[..]),
+    )
+    .await;
+    receive(&mut a, 1, MsgType::Chat).await;
+    receive(&mut b, 1, MsgType::Chat).await;
+    assert_eq!(a.close_and_wait().await.unwrap(), Some(1000));
+    scrape_until(maddr, Duration::from_secs(5), |e| {
+        e.sum("chat_connections_closed_total", &[]) >= 1.0
+            && e.get("chat_broadcast_recipients_count", &[]) >= Some(3.0)
+    })
+    .await
+    .unwrap();
+
+    let (status, body) = http_get(maddr, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    for family in [
+        "# TYPE chat_handshake_duration_seconds histogram",
+        "# TYPE chat_broadcast_recipients histogram",
+        "# TYPE process_cpu_seconds_total counter",
+    ] {
+        assert!(body.contains(family), "{family} missing:\n{body}");
+    }
+    promhttp::promtool::assert_valid(&body);
+}

@@ -69,12 +69,14 @@ impl Latency {
     }
 }
 
-/// Why a connection ended. Anything but [`Closed::ByUs`] is an unexpected
-/// close and is counted by its label.
+/// Why a connection ended. Anything but [`Closed::ByUs`] and
+/// [`Closed::Churn`] is an unexpected close and is counted by its label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {
-    /// We closed it (end of run, churn).
+    /// We closed it at the end of the run (or on Ctrl-C).
     ByUs,
+    /// We closed it to reconnect (`--churn`).
+    Churn,
     /// The server sent a close frame (with its code, if it gave one) or
     /// simply closed the TCP connection (`code: None`).
     ByServer { code: Option<u16> },

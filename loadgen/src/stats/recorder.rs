@@ -115,6 +115,7 @@ pub struct Recorder {
     connects_ok: AtomicU64,
     connect_errors_total: AtomicU64,
     closes_by_us: AtomicU64,
+    churned: AtomicU64,
     closes_unexpected_total: AtomicU64,
     /// Signed so that a stray extra `disconnected` cannot wrap around; read
     /// clamped at 0.
@@ -150,6 +151,7 @@ impl Recorder {
             connects_ok: AtomicU64::new(0),
             connect_errors_total: AtomicU64::new(0),
             closes_by_us: AtomicU64::new(0),
+            churned: AtomicU64::new(0),
             closes_unexpected_total: AtomicU64::new(0),
             open: AtomicI64::new(0),
             peak: AtomicU64::new(0),
@@ -206,6 +208,9 @@ impl Recorder {
         match close {
             Closed::ByUs => {
                 self.closes_by_us.fetch_add(1, Relaxed);
+            }
+            Closed::Churn => {
+                self.churned.fetch_add(1, Relaxed);
             }
             Closed::ByServer { code } => {
                 self.closes_unexpected_total.fetch_add(1, Relaxed);
@@ -370,6 +375,7 @@ impl Recorder {
             bytes_received: c.bytes_received,
             messages_lost: c.messages_lost,
             closes_by_us: self.closes_by_us.load(Relaxed),
+            churned: self.churned.load(Relaxed),
             closes_unexpected,
             latencies,
         }

@@ -32,9 +32,12 @@ pub struct Totals {
     pub bytes_received: u64,
     /// A chatter's own message never came back within the timeout.
     pub messages_lost: u64,
-    /// Connections we closed ourselves (end of run, churn).
+    /// Connections we closed ourselves at the end of the run.
     #[serde(default)]
     pub closes_by_us: u64,
+    /// Connections we closed to reconnect them (`--churn`).
+    #[serde(default)]
+    pub churned: u64,
     /// Every other close, by close code ("1001"), [`super::NO_CLOSE_CODE`],
     /// or error label.
     pub closes_unexpected: BTreeMap<String, u64>,
@@ -59,6 +62,7 @@ impl Totals {
         self.bytes_received += other.bytes_received;
         self.messages_lost += other.messages_lost;
         self.closes_by_us += other.closes_by_us;
+        self.churned += other.churned;
         add_counts(&mut self.closes_unexpected, &other.closes_unexpected);
         for (key, h) in &other.latencies {
             match self.latencies.get_mut(key) {
@@ -171,6 +175,7 @@ mod tests {
             bytes_received: 64000 * seed,
             messages_lost: seed,
             closes_by_us: seed,
+            churned: seed,
             closes_unexpected: BTreeMap::from([(format!("{}", 1000 + seed), 1)]),
             latencies: BTreeMap::from([(
                 Latency::RoundTrip.as_str().to_string(),
@@ -199,7 +204,7 @@ mod tests {
             ),
             (300, 19200, 3000, 192000)
         );
-        assert_eq!((a.messages_lost, a.closes_by_us), (3, 3));
+        assert_eq!((a.messages_lost, a.closes_by_us, a.churned), (3, 3, 3));
         assert_eq!(
             a.closes_unexpected,
             BTreeMap::from([("1001".to_string(), 1), ("1002".to_string(), 1)])

@@ -1,8 +1,7 @@
 //! Prometheus metrics. Handles are registered once at start so the hot path
-//! pays one atomic add per update, never a registry lookup.
-
-mod endpoint;
-mod process;
+//! pays one atomic add per update, never a registry lookup. The HTTP
+//! endpoint and the `process_*` figures come from `promhttp`, shared with
+//! the load generator.
 
 use std::sync::OnceLock;
 
@@ -11,8 +10,8 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use protocol::{MsgType, Proto};
-
-pub use endpoint::serve;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// Why a connection ended; the `reason` label of `chat_connections_closed_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,8 +296,14 @@ fn describe() {
 /// The text of `/metrics`: the registry plus process figures read now.
 pub fn render() -> String {
     let mut text = recorder().map(PrometheusHandle::render).unwrap_or_default();
-    process::render(&mut text);
+    promhttp::render_process(&mut text);
     text
+}
+
+/// Serves [`render`] on `GET /metrics` (and `GET /healthz`) until `stop`
+/// changes.
+pub async fn serve(listener: TcpListener, stop: watch::Receiver<bool>) {
+    promhttp::serve(listener, stop, render).await
 }
 
 /// Keeps histogram storage bounded between scrapes.

@@ -1,0 +1,94 @@
+//! `loadgen run --metrics-listen` serves the run's figures while it runs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{chat_server, run, Loadgen};
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_running_load_is_scraped_with_the_connections_it_holds() {
+    let server = chat_server();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let lg = Loadgen::spawn_json(&[
+        "run",
+        &server.url(),
+        "-c",
+        "40",
+        "--chatters",
+        "0.25",
+        "--rate",
+        "10",
+        "--duration",
+        "3s",
+        "--metrics-listen",
+        &listen,
+        "--progress",
+        "never",
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = listen.parse().unwrap();
+    // loadgen binds before its first connection; give it a moment to start.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "loadgen never listened on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let exposition = runtime
+        .block_on(testkit::prom::scrape_until(
+            addr,
+            Duration::from_secs(10),
+            |e| {
+                e.get("loadgen_connections_open", &[]) == Some(40.0)
+                    && e.get("loadgen_messages_sent_total", &[]).unwrap_or(0.0) > 0.0
+            },
+        ))
+        .expect("the endpoint shows the held connections and the sends");
+    assert_eq!(
+        exposition.value("loadgen_connections_target", &[]).unwrap(),
+        40.0
+    );
+    assert!(exposition.has("loadgen_latency_seconds_bucket"));
+    let done = lg.wait(Duration::from_secs(20));
+    done.assert_code(0);
+    // The endpoint ends with the run.
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening after the run"
+    );
+}
+
+#[test]
+fn a_run_that_needs_several_processes_refuses_the_endpoint() {
+    let done = run(
+        &[
+            "run",
+            "ws://127.0.0.1:9/",
+            "-c",
+            "100",
+            "--processes",
+            "2",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--duration",
+            "1s",
+        ],
+        Duration::from_secs(20),
+    );
+    done.assert_code(2);
+    assert!(
+        done.describe().contains("--metrics-listen"),
+        "{}",
+        done.describe()
+    );
+}

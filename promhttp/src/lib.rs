@@ -1,0 +1,18 @@
+//! Prometheus text over HTTP and the `process_*` figures, shared by the
+//! server and the load generator so that both expose the same endpoint
+//! (`GET /metrics`, `GET /healthz`) without a web framework.
+//!
+//! Each user renders its own exposition text; this crate serves it, adds
+//! the process figures every Prometheus client exports, and escapes label
+//! values. With the `promtool` feature (tests), [`promtool::check`] validates
+//! text with the real `promtool check metrics`.
+
+mod http;
+mod process;
+#[cfg(any(test, feature = "promtool"))]
+pub mod promtool;
+mod text;
+
+pub use http::serve;
+pub use process::render_process;
+pub use text::{escape_label_value, CONTENT_TYPE};
