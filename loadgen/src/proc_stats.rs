@@ -50,23 +50,10 @@ pub fn parse_status(text: &str) -> io::Result<Memory> {
     })
 }
 
-/// User plus system CPU time in clock ticks from /proc/PID/stat's fields
-/// 14 and 15. The command name (field 2) may hold spaces and parentheses,
-/// so fields are counted from the last ')'.
+/// User plus system CPU time in clock ticks from a /proc/PID/stat text.
 pub fn parse_stat_cpu_ticks(text: &str) -> io::Result<u64> {
-    let after = text
-        .rfind(')')
-        .map(|i| &text[i + 1..])
-        .ok_or_else(|| bad("no ')' in /proc stat".to_string()))?;
-    // after ')' come field 3 (state) onwards: utime is the 12th, stime the 13th
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let num = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| bad(format!("malformed /proc stat: {text:?}")))
-    };
-    Ok(num(11)? + num(12)?)
+    promhttp::process::stat_cpu_ticks(text)
+        .ok_or_else(|| bad(format!("malformed /proc stat: {text:?}")))
 }
 
 /// A CPU-time reading of one process at one moment.
@@ -110,26 +97,14 @@ pub fn cpu_percent(ticks: u64, ticks_per_sec: u64, wall: Duration) -> f64 {
     ticks as f64 / ticks_per_sec as f64 / wall.as_secs_f64() * 100.0
 }
 
-pub fn clock_ticks_per_sec() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v as u64
-    } else {
-        100
-    }
-}
+pub use promhttp::process::clock_ticks_per_sec;
 
 /// This process's open-file limit (soft), which bounds the connections a
 /// process can hold.
 pub fn open_file_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    (rc == 0).then_some(lim.rlim_cur)
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
 }
 
 #[cfg(test)]

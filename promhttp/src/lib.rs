@@ -8,7 +8,7 @@
 //! text with the real `promtool check metrics`.
 
 mod http;
-mod process;
+pub mod process;
 #[cfg(any(test, feature = "promtool"))]
 pub mod promtool;
 mod text;

@@ -50,14 +50,31 @@ fn page_size() -> u64 {
 /// utime + stime from /proc/self/stat, in seconds.
 fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name, which may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_ascii_whitespace();
-    let utime: f64 = fields.nth(11)?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
+    let ticks = stat_cpu_ticks(&stat)?;
+    Some(ticks as f64 / clock_ticks_per_sec() as f64)
+}
+
+/// User plus system CPU time in clock ticks from a /proc/PID/stat text
+/// (fields 14 and 15). The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last ')'.
+pub fn stat_cpu_ticks(text: &str) -> Option<u64> {
+    let after = &text[text.rfind(')')? + 1..];
+    // after ')' come field 3 (state) onwards: utime is the 12th, stime the 13th
+    let mut fields = after.split_ascii_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The kernel's clock ticks per second (the unit of /proc CPU times).
+pub fn clock_ticks_per_sec() -> u64 {
     // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if v > 0 {
+        v as u64
+    } else {
+        100
+    }
 }
 
 /// (virtual, resident) in pages.
