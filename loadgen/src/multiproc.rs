@@ -124,7 +124,7 @@ pub async fn run(
     let mut done: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
     let mut ended = vec![false; n];
     // Interval k of every worker still running, merged once all are in.
-    let mut pending: BTreeMap<usize, (usize, Interval)> = BTreeMap::new();
+    let mut pending: BTreeMap<usize, Interval> = BTreeMap::new();
     let mut seen = vec![0usize; n];
     let mut intervals = Vec::new();
     let mut interrupted = false;
@@ -135,23 +135,14 @@ pub async fn run(
                 Some((i, Some(WorkerLine::Interval(iv)))) => {
                     let k = seen[i];
                     seen[i] += 1;
-                    let entry = pending.entry(k).or_insert_with(|| (0, Interval::default()));
-                    entry.0 += 1;
-                    merge_interval(&mut entry.1, &iv);
-                    let running = ended.iter().filter(|e| !**e).count();
-                    while let Some((&k, (count, _))) = pending.first_key_value() {
-                        if *count < running.max(1) && !ended.iter().all(|e| *e) {
-                            let _ = k;
-                            break;
-                        }
-                        if let Some((_, (_, merged))) = pending.pop_first() {
-                            on_interval(&merged);
-                            intervals.push(merged);
-                        }
-                    }
+                    merge_interval(pending.entry(k).or_default(), &iv);
+                    emit_complete(&mut pending, &seen, &ended, &mut intervals, &mut on_interval);
                 }
                 Some((i, Some(WorkerLine::Done(outcome)))) => done[i] = Some(*outcome),
-                Some((i, None)) => ended[i] = true,
+                Some((i, None)) => {
+                    ended[i] = true;
+                    emit_complete(&mut pending, &seen, &ended, &mut intervals, &mut on_interval);
+                }
             },
             _ = stop.changed(), if !interrupted => {
                 interrupted = true;
@@ -164,7 +155,7 @@ pub async fn run(
             }
         }
     }
-    for (_, (_, merged)) in std::mem::take(&mut pending) {
+    for (_, merged) in std::mem::take(&mut pending) {
         on_interval(&merged);
         intervals.push(merged);
     }
@@ -197,6 +188,27 @@ pub async fn run(
         totals,
         intervals,
     })
+}
+
+/// Emits, in order, every second that each worker has either delivered or
+/// will never deliver (it ended): a worker that finishes early does not
+/// make the others' seconds come out in pieces.
+fn emit_complete(
+    pending: &mut BTreeMap<usize, Interval>,
+    seen: &[usize],
+    ended: &[bool],
+    intervals: &mut Vec<Interval>,
+    on_interval: &mut impl FnMut(&Interval),
+) {
+    while let Some((&k, _)) = pending.first_key_value() {
+        if !seen.iter().zip(ended).all(|(&s, &e)| s > k || e) {
+            return;
+        }
+        if let Some((_, merged)) = pending.pop_first() {
+            on_interval(&merged);
+            intervals.push(merged);
+        }
+    }
 }
 
 /// Adds one process's second to the run's: counters and gauges are summed;
@@ -277,6 +289,50 @@ mod tests {
         // a job survives the trip through JSON
         let back: Job = serde_json::from_slice(&serde_json::to_vec(&jobs[1]).unwrap()).unwrap();
         assert_eq!((back.first, back.count), (jobs[1].first, jobs[1].count));
+    }
+
+    #[test]
+    fn a_second_waits_for_every_worker_that_is_still_running() {
+        let iv = |sent| Interval {
+            messages_sent: sent,
+            ..Interval::default()
+        };
+        let mut pending = BTreeMap::new();
+        let mut out = Vec::new();
+        let mut emitted = Vec::new();
+        // worker 0 delivered seconds 0 and 1, then ended; worker 1 is slower
+        merge_interval(pending.entry(0).or_default(), &iv(1));
+        merge_interval(pending.entry(1).or_default(), &iv(2));
+        emit_complete(
+            &mut pending,
+            &[2, 0],
+            &[true, false],
+            &mut out,
+            &mut |i: &Interval| emitted.push(i.messages_sent),
+        );
+        assert!(
+            emitted.is_empty(),
+            "second 0 is not complete without worker 1"
+        );
+        merge_interval(pending.entry(0).or_default(), &iv(10));
+        emit_complete(
+            &mut pending,
+            &[2, 1],
+            &[true, false],
+            &mut out,
+            &mut |i: &Interval| emitted.push(i.messages_sent),
+        );
+        assert_eq!(emitted, vec![11]);
+        merge_interval(pending.entry(1).or_default(), &iv(20));
+        emit_complete(
+            &mut pending,
+            &[2, 2],
+            &[true, false],
+            &mut out,
+            &mut |i: &Interval| emitted.push(i.messages_sent),
+        );
+        assert_eq!(emitted, vec![11, 22]);
+        assert_eq!(out.len(), 2);
     }
 
     #[test]
