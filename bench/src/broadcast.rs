@@ -250,6 +250,7 @@ pub async fn measure(
                 ),
                 host: None,
                 extra: Default::default(),
+                tls: None,
                 timeout: cfg.connect_timeout,
                 nodelay: true,
             };
@@ -262,7 +263,11 @@ pub async fn measure(
         };
         let (id, room, username, up) = joined.context("connect task")?;
         let up = up.with_context(|| format!("connecting member {id}"))?;
-        let (rd, wr) = up.stream.into_split();
+        let (rd, wr) = up
+            .stream
+            .into_plain()
+            .context("the bench connects over plain ws://")?
+            .into_split();
         let member = Member {
             id,
             username,

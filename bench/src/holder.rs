@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use loadgen::conn::{self, ConnectOptions};
 use loadgen::proc_stats::Memory;
 use loadgen::source_ips::{self, SourceIpsError};
+use loadgen::transport::Transport;
 
 /// The command line of a holder process (the hidden `hold` subcommand).
 /// Kept next to [`HoldArgs::to_args`] so the two cannot drift apart; no
@@ -174,6 +174,7 @@ impl HoldPlan {
             path_and_query: self.path_and_query.clone(),
             host: None,
             extra: Default::default(),
+            tls: None,
             timeout: self.connect_timeout,
             nodelay: false,
         }
@@ -184,7 +185,7 @@ impl HoldPlan {
 /// flight, and returns the open streams. Nothing is read after the upgrade:
 /// the welcome frame stays in the kernel's buffer, as it would for an idle
 /// client that is not being scheduled.
-pub async fn establish(plan: &HoldPlan, mut report: impl FnMut(HolderEvent)) -> Vec<TcpStream> {
+pub async fn establish(plan: &HoldPlan, mut report: impl FnMut(HolderEvent)) -> Vec<Transport> {
     let start = Instant::now();
     report(HolderEvent::Started {
         memory: Memory::of_self().unwrap_or_default(),

@@ -82,6 +82,7 @@ fn options(server: SocketAddr, source: Option<&str>) -> ConnectOptions {
         path_and_query: "/?room=r&username=u".into(),
         host: None,
         extra: Default::default(),
+        tls: None,
         timeout: Duration::from_secs(10),
         nodelay: true,
     }
@@ -99,7 +100,10 @@ async fn upgrade_binds_the_source_and_keeps_the_welcome() {
     assert_eq!(target, "/?room=r&username=u");
 
     // The welcome frame is in `leftover` or still on the socket.
-    let mut stream = up.stream;
+    let mut stream = up
+        .stream
+        .into_plain()
+        .expect("a ws:// connection is plain TCP");
     let mut bytes = up.leftover;
     let mut reader = MessageReader::new(Role::Client, 65_536);
     let mut welcome = None;

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::handshake::{self, HandshakeError};
+
+use crate::transport::{TlsSetup, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpSocket;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -31,6 +33,8 @@ pub enum ConnectError {
     Closed,
     #[error("upgrade refused: {0}")]
     Handshake(#[from] HandshakeError),
+    #[error("TLS: {0}")]
+    Tls(io::Error),
 }
 
 impl ConnectError {
@@ -49,6 +53,9 @@ impl ConnectError {
                 "upgrade: server chose a subprotocol not offered".to_string()
             }
             ConnectError::Handshake(e) => format!("upgrade: {e}"),
+            // rustls's wording names the cause (unknown issuer, name
+            // mismatch...) without per-connection details.
+            ConnectError::Tls(e) => format!("TLS: {e}"),
         }
     }
 }
@@ -66,7 +73,7 @@ pub fn io_label(e: &io::Error) -> String {
 /// 101 answer in the same read (the welcome frame, often).
 #[derive(Debug)]
 pub struct Upgraded {
-    pub stream: TcpStream,
+    pub stream: Transport,
     pub leftover: Vec<u8>,
 }
 
@@ -83,6 +90,8 @@ pub struct ConnectOptions {
     pub host: Option<String>,
     /// Extra request headers, and subprotocols to offer.
     pub extra: Arc<UpgradeExtras>,
+    /// For `wss://`.
+    pub tls: Option<TlsSetup>,
     /// Bounds connect and upgrade together.
     pub timeout: Duration,
     pub nodelay: bool,
@@ -162,13 +171,42 @@ async fn connect_inner(opts: &ConnectOptions) -> Result<Upgraded, ConnectError> 
         bind_no_port(&socket, ip).map_err(|source| ConnectError::Bind { ip, source })?;
     }
     let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
-    let mut stream = socket
+    let stream = socket
         .connect(opts.server)
         .await
         .map_err(ConnectError::Connect)?;
     if opts.nodelay {
         stream.set_nodelay(true).map_err(ConnectError::Socket)?;
     }
+    match &opts.tls {
+        None => upgrade(stream, opts)
+            .await
+            .map(|(stream, leftover)| Upgraded {
+                stream: Transport::Plain(stream),
+                leftover,
+            }),
+        Some(tls) => {
+            let stream = tls
+                .connector
+                .connect(tls.server_name.clone(), stream)
+                .await
+                .map_err(ConnectError::Tls)?;
+            upgrade(stream, opts)
+                .await
+                .map(|(stream, leftover)| Upgraded {
+                    stream: Transport::Tls(Box::new(stream)),
+                    leftover,
+                })
+        }
+    }
+}
+
+/// The HTTP upgrade over `stream`; returns it with any bytes that came
+/// after the answer.
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    opts: &ConnectOptions,
+) -> Result<(S, Vec<u8>), ConnectError> {
     let key = handshake::generate_key();
     let host = opts.host.clone().unwrap_or_else(|| opts.server.to_string());
     let offered = opts.extra.subprotocols.join(", ");
@@ -195,10 +233,7 @@ async fn connect_inner(opts: &ConnectOptions) -> Result<Upgraded, ConnectError> 
         if let Some((len, _chosen)) = handshake::parse_response_offering(&buf, &key, &offered)? {
             buf.drain(..len);
             buf.shrink_to_fit();
-            return Ok(Upgraded {
-                stream,
-                leftover: buf,
-            });
+            return Ok((stream, buf));
         }
         if buf.len() == buf.capacity() {
             buf.reserve(buf.len());

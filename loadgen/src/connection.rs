@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::transport::Transport;
 use protocol::frame::{
     close_code, close_frame, encode_frame, Flow, Message, MessageReader, OpCode, Role as FrameRole,
 };
 use protocol::write_queue::WriteQueue;
 use protocol::MsgType;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
@@ -112,7 +112,7 @@ enum Event {
 }
 
 pub struct Client {
-    stream: TcpStream,
+    stream: Transport,
     reader: MessageReader,
     out: WriteQueue,
     masks: MaskSource,
@@ -141,7 +141,7 @@ impl Client {
     /// `leftover` holds bytes that came with the upgrade's answer;
     /// `lifetime` is how long it lives under churn.
     pub fn new(
-        stream: TcpStream,
+        stream: Transport,
         leftover: &mut [u8],
         role: Role,
         ctx: Arc<RunContext>,
@@ -221,7 +221,7 @@ impl Client {
                 self.timer.as_mut().reset(wake.into());
                 self.timer_at = wake;
             }
-            let want_write = !self.out.is_empty();
+            let want_write = !self.out.is_empty() || self.stream.wants_write();
             let stopping = self.phase != Phase::Running;
             let event = {
                 let stream = &self.stream;
@@ -354,14 +354,13 @@ impl Client {
     /// Writes what the socket takes now. Bytes are counted as written,
     /// control frames included, like received bytes are counted as read.
     fn flush(&mut self) -> io::Result<()> {
-        let stream = &self.stream;
+        let stream = &mut self.stream;
         let recorder = &self.ctx.recorder;
-        self.out
-            .write_with(
-                |slices| stream.try_write_vectored(slices),
-                |n| recorder.sent(0, n as u64),
-            )
-            .map(|_| ())
+        self.out.write_with(
+            |slices| stream.try_write_vectored(slices),
+            |n| recorder.sent(0, n as u64),
+        )?;
+        stream.try_flush()
     }
 
     fn read(&mut self) -> io::Result<()> {
@@ -385,7 +384,9 @@ impl Client {
                         // Wire bytes, like `sent`: frames, headers included.
                         self.ctx.recorder.received(0, n as u64);
                         self.feed(&mut buf[..n]);
-                        if self.closed.is_some() || n < buf.len() {
+                        if self.closed.is_some()
+                            || (n < buf.len() && self.stream.short_read_drains())
+                        {
                             return Ok(());
                         }
                     }
@@ -500,7 +501,7 @@ fn time_probe(
     }
 }
 
-fn poll_io(stream: &TcpStream, want_write: bool, cx: &mut Context<'_>) -> Poll<Event> {
+fn poll_io(stream: &Transport, want_write: bool, cx: &mut Context<'_>) -> Poll<Event> {
     if want_write {
         match stream.poll_write_ready(cx) {
             Poll::Ready(Ok(())) => return Poll::Ready(Event::Writable),

@@ -21,7 +21,9 @@ use crate::proc_stats::{CpuSample, Memory};
 use crate::source_ips;
 use crate::stats::{Closed, Interval, Latency, Recorder, Totals};
 use crate::target::{self, Target};
+use crate::transport::{self, TlsSetup};
 use crate::workload::Workload;
+use rustls::pki_types::ServerName;
 
 /// Above this share of one core per worker thread, the generator is the
 /// bottleneck and its latencies describe itself.
@@ -61,6 +63,8 @@ impl Outcome {
 /// The resolved plan: where each connection goes and from where.
 pub struct Plan {
     pub targets: Vec<Target>,
+    /// TLS set-up per target (`None` for ws://).
+    pub tls: Vec<Option<TlsSetup>>,
     pub sources: Vec<IpAddr>,
     pub workload: Workload,
     pub extras: Arc<conn::UpgradeExtras>,
@@ -75,12 +79,31 @@ impl Plan {
     /// `connections` over `processes` is the share being checked.
     pub fn new(opts: &RunOpts, connections: u64, processes: u64) -> anyhow::Result<Plan> {
         let targets = target::parse_targets(&opts.targets)?;
-        if let Some(t) = targets.iter().find(|t| t.scheme == target::Scheme::Wss) {
-            bail!(
-                "{}: wss:// is not supported yet (this build speaks ws:// only)",
-                t.host
-            );
-        }
+        let tls = if targets.iter().any(|t| t.scheme == target::Scheme::Wss) {
+            if opts.insecure {
+                warn!("--insecure: server certificates are not verified");
+            }
+            let config = transport::client_config(opts.insecure).context("setting up TLS")?;
+            Some(tokio_rustls::TlsConnector::from(config))
+        } else {
+            None
+        };
+        let tls: Vec<Option<TlsSetup>> = targets
+            .iter()
+            .map(|t| match (&tls, t.scheme) {
+                (Some(connector), target::Scheme::Wss) => {
+                    let name =
+                        ServerName::try_from(t.server_name().to_string()).with_context(|| {
+                            format!("{}: not a valid TLS server name", t.server_name())
+                        })?;
+                    Ok(Some(TlsSetup {
+                        connector: connector.clone(),
+                        server_name: name,
+                    }))
+                }
+                _ => Ok(None),
+            })
+            .collect::<anyhow::Result<_>>()?;
         let sources = match &opts.source_ips {
             Some(spec) => {
                 let ips = source_ips::parse(spec).context("--source-ips")?;
@@ -112,6 +135,7 @@ impl Plan {
             .transpose()?;
         Ok(Plan {
             targets,
+            tls,
             sources,
             workload,
             extras,
@@ -156,7 +180,7 @@ pub async fn run(
         "starting"
     );
 
-    let plan = Arc::new((plan.targets, plan.sources, plan.extras));
+    let plan = Arc::new((plan.targets, plan.tls, plan.sources, plan.extras));
     let inflight = Arc::new(Semaphore::new(opts.max_inflight.max(1)));
     let mut tasks = JoinSet::new();
     let (ramp_done_tx, mut ramp_done) = watch::channel(false);
@@ -278,7 +302,12 @@ pub async fn run(
 }
 
 /// The targets and source addresses, shared by every connection task.
-type Endpoints = Arc<(Vec<Target>, Vec<IpAddr>, Arc<conn::UpgradeExtras>)>;
+type Endpoints = Arc<(
+    Vec<Target>,
+    Vec<Option<TlsSetup>>,
+    Vec<IpAddr>,
+    Arc<conn::UpgradeExtras>,
+)>;
 
 /// One connection slot's task: connect (boxed, so the upgrade's buffers
 /// and timer are freed once it is done), then drive the connection; under
@@ -341,8 +370,9 @@ async fn connect_once(
     connect_timeout: Duration,
     permit: OwnedSemaphorePermit,
 ) -> Option<conn::Upgraded> {
-    let (targets, sources, extras) = &**endpoints;
-    let target = &targets[(i % targets.len() as u64) as usize];
+    let (targets, tls, sources, extras) = &**endpoints;
+    let t = (i % targets.len() as u64) as usize;
+    let target = &targets[t];
     let role = ctx.workload.role(i);
     let opts = ConnectOptions {
         server: target.addr,
@@ -353,6 +383,7 @@ async fn connect_once(
         },
         host: Some(target.host.clone()),
         extra: extras.clone(),
+        tls: tls[t].clone(),
         timeout: connect_timeout,
         nodelay: true,
     };
@@ -396,7 +427,8 @@ mod tests {
         ));
         let permit = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
         let (_tx, stop) = watch::channel(false);
-        let endpoints: Endpoints = Arc::new((Vec::new(), Vec::new(), Default::default()));
+        let endpoints: Endpoints =
+            Arc::new((Vec::new(), Vec::new(), Vec::new(), Default::default()));
         let task = connection_task(
             0,
             ctx,

@@ -22,5 +22,6 @@ pub mod report;
 pub mod source_ips;
 pub mod stats;
 pub mod target;
+pub mod transport;
 pub mod verdict;
 pub mod workload;

@@ -97,6 +97,12 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub ping_interval: Duration,
 
+    /// For wss:// targets: accept any server certificate (self-signed test
+    /// servers). Without it, certificates are verified against Mozilla's
+    /// root certificates and must name the URL's host.
+    #[arg(long, env = "LOADGEN_INSECURE")]
+    pub insecure: bool,
+
     /// Extra header on every upgrade request, `Name: value` (repeat for
     /// more), e.g. an auth token your service wants.
     #[arg(

@@ -66,9 +66,11 @@ fn urls_that_are_not_websocket_are_refused_before_connecting() {
 }
 
 #[test]
-fn wss_is_refused_as_not_supported_yet() {
-    let (listener, addr) = silent_listener();
-    let run = run(
+fn a_wss_target_that_never_speaks_tls_times_out_cleanly() {
+    // TCP connects, the TLS handshake gets no answer: every connect fails
+    // within --connect-timeout with a clear label, and the run ends.
+    let (_listener, addr) = silent_listener();
+    let run = run_json(
         &[
             "run",
             &format!("wss://{addr}/"),
@@ -76,13 +78,17 @@ fn wss_is_refused_as_not_supported_yet() {
             "5",
             "--duration",
             "1s",
+            "--connect-timeout",
+            "500ms",
+            "--progress",
+            "never",
         ],
         LIMIT,
     );
-    run.assert_code(2);
-    assert!(run.stderr.contains("wss://"), "{}", run.describe());
-    assert!(run.stderr.contains("not supported"), "{}", run.describe());
-    assert!(no_connections(&listener));
+    run.assert_code(1);
+    let errors = run.totals().labels("connect_errors");
+    assert_eq!(errors.get("timeout"), Some(&5), "{}", run.describe());
+    assert!(run.stderr.contains("held 0 of 5"), "{}", run.describe());
 }
 
 #[test]
