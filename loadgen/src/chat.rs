@@ -1,6 +1,6 @@
-//! The broadcast bench's side of the chat protocol: the probe payload that
-//! carries a scheduled send time, masked client frames, and decoding of
-//! what the server sends.
+//! The client's side of the chat protocol, for loadgen and the benches:
+//! the probe payload that carries a scheduled send time, masked client
+//! frames, and decoding of what the server sends.
 
 use bytes::Bytes;
 use protocol::frame::{FrameWriter, OpCode};
