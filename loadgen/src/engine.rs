@@ -415,7 +415,7 @@ mod tests {
     /// Every held connection is one of these tasks: keep it small.
     #[tokio::test]
     async fn connection_task_future_stays_small() {
-        let opts = crate::opts::Cli::try_parse_from_args(["loadgen", "run", "ws://127.0.0.1:9/"]);
+        let opts = crate::opts::Cli::run_opts_for_tests(["loadgen", "run", "ws://127.0.0.1:9/"]);
         let workload = Workload::from_opts(&opts).unwrap();
         let ctx = Arc::new(RunContext::new(
             workload,

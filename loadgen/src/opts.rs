@@ -236,8 +236,9 @@ impl Cli {
 }
 
 impl Cli {
-    /// Parses `args` into run options (tests and embedding).
-    pub fn try_parse_from_args<'a>(args: impl IntoIterator<Item = &'a str>) -> RunOpts {
+    /// Parses `args` into run options; for unit tests, which may panic.
+    #[cfg(test)]
+    pub(crate) fn run_opts_for_tests<'a>(args: impl IntoIterator<Item = &'a str>) -> RunOpts {
         match Cli::parse_from(args).into_run() {
             Ok(opts) => opts,
             Err(e) => panic!("{e}"),
