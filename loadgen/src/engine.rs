@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -122,13 +122,6 @@ impl Plan {
         let addrs: Vec<_> = targets.iter().map(|t| t.addr).collect();
         capacity::check(connections, sources.len(), &addrs, ports, nofile, processes)?;
         capacity::check_families(&sources, &addrs)?;
-        if opts.metrics_listen.is_some() && processes > 1 {
-            bail!(
-                "--metrics-listen serves one process's figures, and this run needs {processes} \
-                 processes (the open-file limit is {nofile}): raise the limit (ulimit -Hn) or run \
-                 fewer connections per machine"
-            );
-        }
         let metrics = opts
             .metrics_listen
             .map(crate::prometheus::bind)
@@ -152,7 +145,7 @@ pub async fn run(
     plan: Plan,
     slice: Range<u64>,
     mut stop: watch::Receiver<bool>,
-    mut on_interval: impl FnMut(&Interval),
+    mut on_interval: impl FnMut(&Interval, &Recorder),
 ) -> anyhow::Result<Outcome> {
     let recorder = Arc::new(Recorder::new());
     let epoch = Instant::now();
@@ -250,7 +243,7 @@ pub async fn run(
                         cpu = Some(now);
                     }
                 }
-                on_interval(&iv);
+                on_interval(&iv, &recorder);
                 intervals.push(iv);
             }
             changed = ramp_done.changed(), if held_after_ramp.is_none() => {
@@ -279,7 +272,7 @@ pub async fn run(
         }
     }
     let last = recorder.interval();
-    on_interval(&last);
+    on_interval(&last, &recorder);
     intervals.push(last);
     let mut totals = recorder.totals();
     totals.elapsed_secs = epoch.elapsed().as_secs_f64();

@@ -87,9 +87,15 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
         let stop = ctrl_c();
         if processes > 1 {
             tracing::info!(processes, "spreading the connections over worker processes");
-            multiproc::run(multiproc::jobs(&opts, processes), stop, progress).await
+            multiproc::run(
+                multiproc::jobs(&opts, processes),
+                plan.metrics,
+                stop,
+                progress,
+            )
+            .await
         } else {
-            engine::run(&opts, plan, 0..opts.connections, stop, progress).await
+            engine::run(&opts, plan, 0..opts.connections, stop, |iv, _| progress(iv)).await
         }
     })?;
 
@@ -129,13 +135,15 @@ fn worker() -> anyhow::Result<()> {
     };
     let outcome = runtime(job.opts.threads)?.block_on(async {
         let stop = ctrl_c();
-        engine::run(
-            &job.opts,
-            plan,
-            job.first..job.first + job.count,
-            stop,
-            |iv| emit(&WorkerLine::Interval(iv.clone())),
-        )
+        let mut seconds = 0;
+        let slice = job.first..job.first + job.count;
+        engine::run(&job.opts, plan, slice, stop, |iv, recorder| {
+            emit(&WorkerLine::Interval(iv.clone()));
+            seconds += 1;
+            if job.stream_totals && seconds % multiproc::TOTALS_EVERY_SECS == 0 {
+                emit(&WorkerLine::Totals(Box::new(recorder.totals())));
+            }
+        })
         .await
     })?;
     emit(&WorkerLine::Done(Box::new(outcome)));

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -28,13 +29,22 @@ pub struct Job {
     pub opts: RunOpts,
     pub first: u64,
     pub count: u64,
+    /// Send full totals every few seconds, for the parent's Prometheus
+    /// endpoint (they cost a few milliseconds to encode).
+    #[serde(default)]
+    pub stream_totals: bool,
 }
+
+/// How often a worker sends its totals when asked to.
+pub const TOTALS_EVERY_SECS: usize = 2;
 
 /// One line a worker writes on stdout.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerLine {
     Interval(Interval),
+    /// Everything so far, histograms included (only with `stream_totals`).
+    Totals(Box<Totals>),
     Done(Box<Outcome>),
 }
 
@@ -67,6 +77,7 @@ pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
             child.json = None;
             child.metrics_listen = None;
             Job {
+                stream_totals: opts.metrics_listen.is_some(),
                 opts: child,
                 first: slice.first as u64,
                 count: slice.count as u64,
@@ -75,12 +86,29 @@ pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
         .collect()
 }
 
-/// Runs the jobs in child processes and merges their results.
+/// Runs the jobs in child processes and merges their results; with
+/// `metrics`, serves the workers' merged totals for Prometheus while they run.
 pub async fn run(
     jobs: Vec<Job>,
+    metrics: Option<std::net::TcpListener>,
     mut stop: watch::Receiver<bool>,
     mut on_interval: impl FnMut(&Interval),
 ) -> anyhow::Result<Outcome> {
+    let target: u64 = jobs.iter().map(|j| j.count).sum();
+    let latest: Arc<Mutex<Vec<Option<Totals>>>> = Arc::new(Mutex::new(vec![None; jobs.len()]));
+    let (_metrics_stop, metrics_stop) = watch::channel(false);
+    if let Some(listener) = metrics {
+        let latest = latest.clone();
+        crate::prometheus::serve_totals(listener, target, metrics_stop, move || {
+            let parts = latest.lock().unwrap_or_else(|e| e.into_inner());
+            Totals::merged(parts.iter().flatten())
+        })?;
+    }
+    let remember = |i: usize, t: &Totals| {
+        if let Some(slot) = latest.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i) {
+            *slot = Some(t.clone());
+        }
+    };
     let exe = std::env::current_exe().context("finding this program to start workers")?;
     let n = jobs.len();
     let (tx, mut rx) = mpsc::channel::<(usize, Option<WorkerLine>)>(1024);
@@ -138,7 +166,11 @@ pub async fn run(
                     merge_interval(pending.entry(k).or_default(), &iv);
                     emit_complete(&mut pending, &seen, &ended, &mut intervals, &mut on_interval);
                 }
-                Some((i, Some(WorkerLine::Done(outcome)))) => done[i] = Some(*outcome),
+                Some((i, Some(WorkerLine::Totals(t)))) => remember(i, &t),
+                Some((i, Some(WorkerLine::Done(outcome)))) => {
+                    remember(i, &outcome.totals);
+                    done[i] = Some(*outcome);
+                }
                 Some((i, None)) => {
                     ended[i] = true;
                     emit_complete(&mut pending, &seen, &ended, &mut intervals, &mut on_interval);

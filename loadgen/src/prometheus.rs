@@ -71,6 +71,20 @@ pub fn serve(
     target_connections: u64,
     stop: watch::Receiver<bool>,
 ) -> Result<SocketAddr, MetricsError> {
+    serve_totals(listener, target_connections, stop, move || {
+        recorder.totals()
+    })
+}
+
+/// Serves the figures `totals` returns at each scrape: one recorder's, or
+/// the merged totals of a `--processes` run's workers. The `process_*`
+/// figures are those of the serving process.
+pub fn serve_totals(
+    listener: std::net::TcpListener,
+    target_connections: u64,
+    stop: watch::Receiver<bool>,
+    totals: impl Fn() -> Totals + Send + Sync + 'static,
+) -> Result<SocketAddr, MetricsError> {
     let start = || {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
@@ -80,7 +94,8 @@ pub fn serve(
     info!("Prometheus metrics on http://{addr}/metrics");
     tokio::spawn(promhttp::serve(listener, stop, move || {
         let mut out = String::with_capacity(16 * 1024);
-        render(&recorder, target_connections, &mut out);
+        render_totals(&totals(), target_connections, &mut out);
+        promhttp::render_process(&mut out);
         out
     }));
     Ok(addr)

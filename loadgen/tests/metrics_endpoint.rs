@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chat_server, run, Loadgen};
+use common::{chat_server, Loadgen};
 
 /// A loopback port that was free a moment ago.
 fn free_port() -> u16 {
@@ -69,26 +69,55 @@ fn a_running_load_is_scraped_with_the_connections_it_holds() {
 }
 
 #[test]
-fn a_run_that_needs_several_processes_refuses_the_endpoint() {
-    let done = run(
-        &[
-            "run",
-            "ws://127.0.0.1:9/",
-            "-c",
-            "100",
-            "--processes",
-            "2",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--duration",
-            "1s",
-        ],
-        Duration::from_secs(20),
+fn a_multi_process_run_serves_its_workers_merged_figures() {
+    let server = chat_server();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let lg = Loadgen::spawn_json(&[
+        "run",
+        &server.url(),
+        "--processes",
+        "2",
+        "-c",
+        "40",
+        "--chatters",
+        "0.25",
+        "--rate",
+        "10",
+        "--duration",
+        "5s",
+        "--metrics-listen",
+        &listen,
+        "--progress",
+        "never",
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = listen.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "loadgen never listened on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Workers report every 2 s; both halves must be in the merged figures.
+    let exposition = runtime
+        .block_on(testkit::prom::scrape_until(
+            addr,
+            Duration::from_secs(10),
+            |e| e.get("loadgen_connections_open", &[]) == Some(40.0),
+        ))
+        .expect("the merged figures show all 40 connections");
+    assert_eq!(
+        exposition
+            .value("loadgen_latency_seconds_count", &[("kind", "connect")])
+            .unwrap(),
+        40.0
     );
-    done.assert_code(2);
-    assert!(
-        done.describe().contains("--metrics-listen"),
-        "{}",
-        done.describe()
+    assert_eq!(
+        exposition.value("loadgen_connections_target", &[]).unwrap(),
+        40.0
     );
+    lg.wait(Duration::from_secs(30)).assert_code(0);
 }
