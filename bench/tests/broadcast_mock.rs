@@ -125,7 +125,11 @@ async fn serve(mock: Arc<Mock>, mut sock: TcpStream) {
                     tokio::time::sleep(pause).await;
                 }
             }
-            if mock.faults.drop_every.is_some_and(|every| n % every == 0) {
+            if mock
+                .faults
+                .drop_every
+                .is_some_and(|every| n.is_multiple_of(every))
+            {
                 continue;
             }
             msg.user_id = id;

@@ -135,12 +135,12 @@ fn worker() -> anyhow::Result<()> {
     };
     let outcome = runtime(job.opts.threads)?.block_on(async {
         let stop = ctrl_c();
-        let mut seconds = 0;
+        let mut seconds: usize = 0;
         let slice = job.first..job.first + job.count;
         engine::run(&job.opts, plan, slice, stop, |iv, recorder| {
             emit(&WorkerLine::Interval(iv.clone()));
             seconds += 1;
-            if job.stream_totals && seconds % multiproc::TOTALS_EVERY_SECS == 0 {
+            if job.stream_totals && seconds.is_multiple_of(multiproc::TOTALS_EVERY_SECS) {
                 emit(&WorkerLine::Totals(Box::new(recorder.totals())));
             }
         })

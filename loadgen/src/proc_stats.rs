@@ -157,7 +157,7 @@ mod tests {
         let mut x = 0u64;
         let b = loop {
             x = std::hint::black_box(x.wrapping_add(1));
-            if x % 1_000_000 == 0 {
+            if x.is_multiple_of(1_000_000) {
                 let b = CpuSample::of_self().unwrap();
                 if b.ticks >= a.ticks + 3 || start.elapsed() > Duration::from_secs(20) {
                     break b;
