@@ -286,17 +286,26 @@ impl Client {
 
     /// Sends what is due and moves through the phases.
     fn on_time(&mut self, now: Instant) {
-        let ctx = self.ctx.clone();
+        // Plain copies: `send` needs `&mut self`, and cloning the Arc on
+        // every wake of every connection would cost two atomic operations.
+        let ctx = &self.ctx;
+        let (end, drain, interval, ping_interval, has_senders) = (
+            ctx.end,
+            ctx.drain,
+            ctx.workload.interval,
+            ctx.workload.ping_interval,
+            ctx.workload.senders > 0.0,
+        );
         if self.phase == Phase::Running {
             // Sends due before the end go out even when we wake after it.
-            let sending_from = ctx.sending_from();
-            while let Some(due) = self.next_send.filter(|&d| d <= now && d < ctx.end) {
+            let sending_from = self.ctx.sending_from();
+            while let Some(due) = self.next_send.filter(|&d| d <= now && d < end) {
                 // Until every connection of this process has joined, a
                 // message would miss late joiners: skip those slots.
                 if sending_from.is_some_and(|from| due >= from) {
                     self.send(due);
                 }
-                self.next_send = Some(due + ctx.workload.interval);
+                self.next_send = Some(due + interval);
             }
             if let Some(ping) = self.next_ping.filter(|&p| p <= now) {
                 self.out.push(encode_frame(
@@ -304,14 +313,14 @@ impl Client {
                     b"",
                     Some(self.masks.next_mask()),
                 ));
-                self.next_ping = ctx.workload.ping_interval.map(|p| ping + p);
+                self.next_ping = ping_interval.map(|p| ping + p);
             }
         }
-        if self.phase == Phase::Running && now >= ctx.end {
+        if self.phase == Phase::Running && now >= end {
             self.next_send = None;
             // With senders about, every connection waits out the drain:
             // copies of the last messages are still on their way to it.
-            self.phase = if ctx.workload.senders > 0.0 {
+            self.phase = if has_senders {
                 Phase::Draining
             } else {
                 Phase::Closing
@@ -323,7 +332,7 @@ impl Client {
             self.retire_at = None;
             self.churning = true;
             self.next_send = None;
-            self.drain_until = now + ctx.drain;
+            self.drain_until = now + drain;
             self.phase = Phase::Draining;
         }
         if self.phase == Phase::Draining

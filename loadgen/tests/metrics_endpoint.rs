@@ -2,14 +2,37 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{chat_server, Loadgen};
+use testkit::Exposition;
 
 /// A loopback port that was free a moment ago.
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// Waits for loadgen to listen on `addr` (it binds before its first
+/// connection), then scrapes until `ready` holds; both within 10 s.
+fn scrape_when(addr: SocketAddr, ready: impl FnMut(&Exposition) -> bool) -> Exposition {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "loadgen never listened on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(testkit::prom::scrape_until(
+            addr,
+            Duration::from_secs(10),
+            ready,
+        ))
+        .unwrap_or_else(|e| panic!("the expected figures never showed: {e:#}"))
 }
 
 #[test]
@@ -33,27 +56,11 @@ fn a_running_load_is_scraped_with_the_connections_it_holds() {
         "--progress",
         "never",
     ]);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let addr = listen.parse().unwrap();
-    // loadgen binds before its first connection; give it a moment to start.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "loadgen never listened on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let exposition = runtime
-        .block_on(testkit::prom::scrape_until(
-            addr,
-            Duration::from_secs(10),
-            |e| {
-                e.get("loadgen_connections_open", &[]) == Some(40.0)
-                    && e.get("loadgen_messages_sent_total", &[]).unwrap_or(0.0) > 0.0
-            },
-        ))
-        .expect("the endpoint shows the held connections and the sends");
+    let exposition = scrape_when(addr, |e| {
+        e.get("loadgen_connections_open", &[]) == Some(40.0)
+            && e.get("loadgen_messages_sent_total", &[]).unwrap_or(0.0) > 0.0
+    });
     assert_eq!(
         exposition.value("loadgen_connections_target", &[]).unwrap(),
         40.0
@@ -91,24 +98,11 @@ fn a_multi_process_run_serves_its_workers_merged_figures() {
         "--progress",
         "never",
     ]);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let addr = listen.parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "loadgen never listened on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     // Workers report every 2 s; both halves must be in the merged figures.
-    let exposition = runtime
-        .block_on(testkit::prom::scrape_until(
-            addr,
-            Duration::from_secs(10),
-            |e| e.get("loadgen_connections_open", &[]) == Some(40.0),
-        ))
-        .expect("the merged figures show all 40 connections");
+    let exposition = scrape_when(addr, |e| {
+        e.get("loadgen_connections_open", &[]) == Some(40.0)
+    });
     assert_eq!(
         exposition
             .value("loadgen_latency_seconds_count", &[("kind", "connect")])
