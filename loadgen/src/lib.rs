@@ -11,6 +11,7 @@ pub mod capacity;
 pub mod chat;
 pub mod conn;
 pub mod connection;
+pub mod control;
 pub mod engine;
 pub mod multiproc;
 pub mod opts;

@@ -1,0 +1,1 @@
+//! Placeholder: named figures of merged totals (helper fills this in).

@@ -1,0 +1,1 @@
+//! Placeholder: report.html (helper fills this in).

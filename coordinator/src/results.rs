@@ -1,0 +1,138 @@
+//! What a run produced, as written to `results.json` and read by the HTML
+//! report: the scenario, the agents, and per phase the merged figures (HDR
+//! histograms merged, never percentiles averaged), the merged per-second
+//! series, and every agent's own figures, so anyone can re-merge and check.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use loadgen::stats::{Interval, Totals};
+use serde::{Deserialize, Serialize};
+
+/// Named figures of a result, the values thresholds are checked against
+/// (see `figures.rs` for the names and their units).
+pub type Figures = BTreeMap<String, f64>;
+
+/// The whole of `results.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub scenario: ScenarioInfo,
+    pub started_unix_ms: u64,
+    pub finished_unix_ms: u64,
+    /// Cut short by Ctrl-C or an aborting agent failure.
+    pub interrupted: bool,
+    /// Every threshold held and nothing failed.
+    pub passed: bool,
+    pub agents: Vec<AgentResult>,
+    pub phases: Vec<PhaseResult>,
+    /// The whole run: counters summed and histograms merged over the
+    /// phases; gauges (connections held, peak) are the highest phase's.
+    pub run_figures: Figures,
+    /// Every threshold, the run's and the phases', in scenario order.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Why the run did not go as planned (an agent that died, a phase that
+    /// could not start), in the order they happened.
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: String,
+    /// The scenario file as given on the command line.
+    pub file: String,
+    /// Target URLs actually used (after `--local` filled them in).
+    pub targets: Vec<String>,
+    pub workload: String,
+    /// Whether the coordinator started the server and agents itself.
+    pub local: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentResult {
+    /// The agent's own name (its `--name` or host name).
+    pub name: String,
+    /// The control address the coordinator used.
+    pub addr: String,
+    pub weight: f64,
+    pub source_ips: Option<String>,
+    /// The agent's loadgen version.
+    pub build: String,
+    /// Set once the agent failed (died, dropped its control connection,
+    /// refused a phase); it took no further part.
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PhaseResult {
+    pub index: usize,
+    pub name: String,
+    /// As planned in the scenario.
+    pub duration_secs: f64,
+    /// The phase's connection target, all agents together.
+    pub connections: u64,
+    /// When Start was sent to the agents.
+    pub started_unix_ms: u64,
+    /// Whether the phase ran to its end on every agent.
+    pub interrupted: bool,
+    /// Every agent's totals merged: counters summed, histograms merged.
+    pub totals: Totals,
+    pub figures: Figures,
+    /// The merged per-second series (counters summed across agents; the
+    /// per-second latency figures are the approximation documented in
+    /// `loadgen::multiproc::merge_interval`, the totals are exact).
+    pub intervals: Vec<Interval>,
+    pub agents: Vec<AgentPhase>,
+}
+
+/// One agent's part of one phase.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentPhase {
+    /// Index into [`Results::agents`].
+    pub agent: usize,
+    /// The slice of connection numbers this agent had.
+    pub first: u64,
+    pub count: u64,
+    /// `None` when the agent failed before sending its result.
+    pub totals: Option<Totals>,
+    pub figures: Figures,
+    pub intervals: Vec<Interval>,
+    pub held_after_ramp: u64,
+    /// The agent's busiest process, percent of one core; near
+    /// 100 × threads the agent itself was the bottleneck.
+    pub cpu_percent_max: f64,
+    pub threads: usize,
+    pub processes: u64,
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// As written in the scenario, e.g. `rtt_p99_ms < 50`.
+    pub expr: String,
+    /// `run`, or the name of the phase it belongs to.
+    pub scope: String,
+    pub metric: String,
+    pub op: String,
+    pub limit: f64,
+    /// The measured value; `None` when nothing measured it (e.g. an rtt
+    /// threshold on an idle workload), which fails the threshold.
+    pub value: Option<f64>,
+    pub passed: bool,
+    /// A sentence for people: "rtt_p99_ms was 73.2, 23.2 (46%) over the
+    /// limit of 50".
+    pub detail: String,
+}
+
+impl Results {
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_vec_pretty(self).context("encoding results")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn read_json(path: &Path) -> anyhow::Result<Results> {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}

@@ -1,0 +1,2 @@
+//! Placeholder: loading and checking scenarios (helper fills this in).
+pub mod schema;

@@ -1,0 +1,219 @@
+//! The scenario file's shape. Every struct denies unknown keys, so a typo
+//! is an error that names its line instead of a silently ignored setting.
+//! Units are in the key or the type: durations are humantime strings
+//! ("30s", "2m"), rates are per second, ratios are 0..=1.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Shown in the summary and the report.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub target: Target,
+    pub agents: Agents,
+    /// What happens when an agent dies or drops its control connection.
+    #[serde(default)]
+    pub on_agent_failure: OnAgentFailure,
+    /// Run in order; each phase opens its connections, runs, and closes
+    /// them (see scenarios/README.md).
+    pub phases: Vec<Phase>,
+    /// Checked against the whole run (every phase merged).
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+    #[serde(default)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// ws:// or wss:// URLs; connections go round-robin. May be empty only
+    /// for `--local` runs, which start their own server.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    #[serde(default = "default_workload")]
+    pub workload: loadgen::opts::WorkloadKind,
+    /// Accept self-signed certificates on wss:// targets.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra upgrade headers, "Name: value".
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
+}
+
+fn default_workload() -> loadgen::opts::WorkloadKind {
+    loadgen::opts::WorkloadKind::ChatBinary
+}
+
+/// Where the agents are: exactly one of the three forms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agents {
+    /// Start this many agents on this machine (loopback source addresses
+    /// are computed for them).
+    #[serde(default)]
+    pub local: Option<u32>,
+    /// Agents at fixed addresses.
+    #[serde(default, rename = "static")]
+    pub static_list: Vec<StaticAgent>,
+    /// "name:port": every A/AAAA record of the name is an agent (the
+    /// docker compose service name).
+    #[serde(default)]
+    pub dns: Option<String>,
+    /// Source addresses every dns-discovered agent binds (ranges, CIDRs or
+    /// lists, as `loadgen --source-ips`); none means the kernel chooses.
+    #[serde(default)]
+    pub source_ips: Option<String>,
+    /// Ephemeral ports per source address and target that the remote
+    /// agents' kernels offer, for `validate`'s capacity check [default:
+    /// Linux's default range, 28232].
+    #[serde(default)]
+    pub ports_per_address: Option<u64>,
+}
+
+/// One agent of a static list: "host:port", or the long form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StaticAgent {
+    Addr(String),
+    Full(StaticAgentFull),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticAgentFull {
+    pub addr: String,
+    /// Share of the connections relative to the other agents [default 1].
+    #[serde(default = "one")]
+    pub weight: f64,
+    #[serde(default)]
+    pub source_ips: Option<String>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnAgentFailure {
+    /// Stop every other agent and end the run (the default).
+    #[default]
+    Abort,
+    /// Go on without it; its share is missing from the figures.
+    Continue,
+}
+
+/// One phase: the knobs of `loadgen run`, for all agents together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    pub name: String,
+    /// Ramp included.
+    #[serde(with = "humantime_serde_compat")]
+    pub duration: Duration,
+    /// Connections to open and hold, all agents together.
+    pub connections: u64,
+    /// New connections per second while ramping, all agents together.
+    #[serde(default = "default_ramp")]
+    pub ramp: f64,
+    /// Upgrades in flight at once, all agents together.
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: usize,
+    /// Chat rooms [default: one per 100 connections].
+    #[serde(default)]
+    pub rooms: Option<u64>,
+    /// Fraction of connections that send.
+    #[serde(default = "default_chatters")]
+    pub chatters: f64,
+    /// Messages per second per sending connection.
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    /// Payload bytes per message (at least 24).
+    #[serde(default = "default_size")]
+    pub size: usize,
+    /// Connections per second, all agents together, that close and reconnect.
+    #[serde(default)]
+    pub churn: f64,
+    #[serde(default = "default_ping", with = "humantime_serde_compat")]
+    pub ping_interval: Duration,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_drain", with = "humantime_serde_compat")]
+    pub drain: Duration,
+    /// Checked against this phase alone.
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+}
+
+fn default_ramp() -> f64 {
+    10_000.0
+}
+fn default_max_inflight() -> usize {
+    512
+}
+fn default_chatters() -> f64 {
+    0.1
+}
+fn default_rate() -> f64 {
+    1.0
+}
+fn default_size() -> usize {
+    64
+}
+fn default_ping() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_drain() -> Duration {
+    Duration::from_secs(2)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// Directory for results.json and report.html, relative to the
+    /// working directory; `{name}` and `{time}` are filled in.
+    #[serde(default = "default_dir")]
+    pub dir: String,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output { dir: default_dir() }
+    }
+}
+
+fn default_dir() -> String {
+    "results/{name}-{time}".to_string()
+}
+
+/// Durations as humantime strings ("30s", "1m 30s").
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write e.g. \"30s\" or \"2m\""
+            ))
+        })
+    }
+}

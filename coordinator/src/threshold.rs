@@ -1,0 +1,1 @@
+//! Placeholder: threshold expressions (helper fills this in).
