@@ -5,8 +5,10 @@
 //! `capacity` decide where connections go and whether they can; `engine`
 //! ramps them up (`conn` does one connect and upgrade) and `connection`
 //! drives each one through its `workload` (the hot path); `stats` records,
-//! `printer` and `report` show, and `verdict` judges.
+//! `printer` and `report` show, and `verdict` judges. `agent` serves the
+//! coordinator's orders over the `control` channel.
 
+pub mod agent;
 pub mod capacity;
 pub mod chat;
 pub mod conn;

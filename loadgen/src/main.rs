@@ -8,6 +8,7 @@ use clap::Parser;
 use loadgen::engine::{self, Outcome, Plan};
 use loadgen::multiproc::{self, Job, WorkerLine};
 use loadgen::opts::{Cli, Command, Progress, RunOpts};
+use loadgen::agent::{self, AgentOpts};
 use loadgen::{capacity, printer, report, verdict};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -21,10 +22,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let result = if matches!(cli.command, Some(Command::Worker)) {
-        worker().map(|()| ExitCode::SUCCESS)
-    } else {
-        cli.into_run().map_err(anyhow::Error::msg).and_then(run)
+    let result = match cli.command {
+        Some(Command::Worker) => worker().map(|()| ExitCode::SUCCESS),
+        Some(Command::Agent(opts)) => agent(opts).map(|()| ExitCode::SUCCESS),
+        _ => cli.into_run().map_err(anyhow::Error::msg).and_then(run),
     };
     match result {
         Ok(code) => code,
@@ -113,6 +114,32 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// `loadgen agent`: serves coordinators until SIGINT or SIGTERM.
+fn agent(opts: AgentOpts) -> anyhow::Result<()> {
+    runtime(opts.threads)?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("listening on {}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        println!("{}", agent::ready_line(addr));
+        let _ = std::io::stdout().flush();
+        let (tx, shutdown) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+        agent::serve(listener, &opts, shutdown).await
     })
 }
 

@@ -8,6 +8,7 @@
 //! not (see `merge_interval`).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -51,25 +52,43 @@ pub enum WorkerLine {
 /// How many processes the run needs: `auto` fits each process's share in
 /// its open-file limit (with room for the runtime's own files).
 pub fn processes_for(opts: &RunOpts, nofile: u64) -> u64 {
-    match opts.processes {
+    processes_for_share(opts.processes, opts.connections, nofile)
+}
+
+/// [`processes_for`] for a share of `connections` (an agent's slice).
+pub fn processes_for_share(processes: Processes, connections: u64, nofile: u64) -> u64 {
+    match processes {
         Processes::Exactly(n) => n,
-        Processes::Auto => {
-            let per_process = nofile
-                .saturating_sub(crate::capacity::RESERVED_FDS + 16)
-                .max(1);
-            opts.connections.div_ceil(per_process).max(1)
-        }
+        Processes::Auto => connections.div_ceil(per_process(nofile)).max(1),
     }
+}
+
+/// Connections one process may own under an open-file limit of `nofile`.
+pub fn per_process(nofile: u64) -> u64 {
+    nofile
+        .saturating_sub(crate::capacity::RESERVED_FDS + 16)
+        .max(1)
 }
 
 /// The jobs of an N-process run: the connections split as evenly as can be,
 /// and the ramp rate and in-flight cap shared out so the whole run ramps as
 /// asked.
 pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
-    let sizes = plan::split(opts.connections as usize, processes as usize);
+    jobs_for_slice(opts, 0..opts.connections, processes)
+}
+
+/// [`jobs`] for the connections numbered `slice` of the run (an agent's
+/// share): the numbering stays global, so rooms and senders agree with
+/// every other process and agent of the run.
+pub fn jobs_for_slice(opts: &RunOpts, slice: Range<u64>, processes: u64) -> Vec<Job> {
+    let sizes = plan::split((slice.end - slice.start) as usize, processes as usize);
     plan::slices(&sizes)
         .into_iter()
-        .map(|slice| {
+        .map(|part| {
+            let part = plan::Slice {
+                first: part.first + slice.start as usize,
+                count: part.count,
+            };
             let mut child = opts.clone();
             child.ramp = opts.ramp / processes as f64;
             child.max_inflight = opts.max_inflight.div_ceil(processes as usize).max(1);
@@ -79,8 +98,8 @@ pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
             Job {
                 stream_totals: opts.metrics_listen.is_some(),
                 opts: child,
-                first: slice.first as u64,
-                count: slice.count as u64,
+                first: part.first as u64,
+                count: part.count as u64,
             }
         })
         .collect()
@@ -150,31 +169,28 @@ pub async fn run(
     drop(tx);
 
     let mut done: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
-    let mut ended = vec![false; n];
-    // Interval k of every worker still running, merged once all are in.
-    let mut pending: BTreeMap<usize, Interval> = BTreeMap::new();
-    let mut seen = vec![0usize; n];
+    let mut merger = IntervalMerger::new(n);
     let mut intervals = Vec::new();
+    let mut emit = |merged: Vec<Interval>, intervals: &mut Vec<Interval>| {
+        for iv in merged {
+            on_interval(&iv);
+            intervals.push(iv);
+        }
+    };
     let mut interrupted = false;
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
                 None => break,
                 Some((i, Some(WorkerLine::Interval(iv)))) => {
-                    let k = seen[i];
-                    seen[i] += 1;
-                    merge_interval(pending.entry(k).or_default(), &iv);
-                    emit_complete(&mut pending, &seen, &ended, &mut intervals, &mut on_interval);
+                    emit(merger.push(i, &iv), &mut intervals);
                 }
                 Some((i, Some(WorkerLine::Totals(t)))) => remember(i, &t),
                 Some((i, Some(WorkerLine::Done(outcome)))) => {
                     remember(i, &outcome.totals);
                     done[i] = Some(*outcome);
                 }
-                Some((i, None)) => {
-                    ended[i] = true;
-                    emit_complete(&mut pending, &seen, &ended, &mut intervals, &mut on_interval);
-                }
+                Some((i, None)) => emit(merger.end(i), &mut intervals),
             },
             _ = stop.changed(), if !interrupted => {
                 interrupted = true;
@@ -187,10 +203,7 @@ pub async fn run(
             }
         }
     }
-    for (_, merged) in std::mem::take(&mut pending) {
-        on_interval(&merged);
-        intervals.push(merged);
-    }
+    emit(merger.finish(), &mut intervals);
     let mut failures = Vec::new();
     for (i, child) in children.iter_mut().enumerate() {
         let status = child.wait().await.ok();
@@ -222,24 +235,68 @@ pub async fn run(
     })
 }
 
-/// Emits, in order, every second that each worker has either delivered or
-/// will never deliver (it ended): a worker that finishes early does not
-/// make the others' seconds come out in pieces.
-fn emit_complete(
-    pending: &mut BTreeMap<usize, Interval>,
-    seen: &[usize],
-    ended: &[bool],
-    intervals: &mut Vec<Interval>,
-    on_interval: &mut impl FnMut(&Interval),
-) {
-    while let Some((&k, _)) = pending.first_key_value() {
-        if !seen.iter().zip(ended).all(|(&s, &e)| s > k || e) {
-            return;
+/// Merges the per-second series of several parts (worker processes, or
+/// the coordinator's agents) that started together: second k comes out
+/// once every part has either delivered its second k or ended, so a part
+/// that finishes early does not make the others' seconds come out in
+/// pieces.
+#[derive(Debug, Default)]
+pub struct IntervalMerger {
+    /// Second k of every part so far, merged.
+    pending: BTreeMap<usize, Interval>,
+    seen: Vec<usize>,
+    ended: Vec<bool>,
+}
+
+impl IntervalMerger {
+    pub fn new(parts: usize) -> IntervalMerger {
+        IntervalMerger {
+            pending: BTreeMap::new(),
+            seen: vec![0; parts],
+            ended: vec![false; parts],
         }
-        if let Some((_, merged)) = pending.pop_first() {
-            on_interval(&merged);
-            intervals.push(merged);
+    }
+
+    /// Part `i`'s next second; returns the seconds now complete, in order.
+    pub fn push(&mut self, i: usize, iv: &Interval) -> Vec<Interval> {
+        let Some(seen) = self.seen.get_mut(i) else {
+            return Vec::new();
+        };
+        let k = *seen;
+        *seen += 1;
+        merge_interval(self.pending.entry(k).or_default(), iv);
+        self.complete()
+    }
+
+    /// Part `i` will deliver nothing more.
+    pub fn end(&mut self, i: usize) -> Vec<Interval> {
+        if let Some(e) = self.ended.get_mut(i) {
+            *e = true;
         }
+        self.complete()
+    }
+
+    /// Every second still pending, complete or not (the run is over).
+    pub fn finish(&mut self) -> Vec<Interval> {
+        std::mem::take(&mut self.pending).into_values().collect()
+    }
+
+    fn complete(&mut self) -> Vec<Interval> {
+        let mut out = Vec::new();
+        while let Some((&k, _)) = self.pending.first_key_value() {
+            let all_in = self
+                .seen
+                .iter()
+                .zip(&self.ended)
+                .all(|(&s, &e)| s > k || e);
+            if !all_in {
+                break;
+            }
+            if let Some((_, merged)) = self.pending.pop_first() {
+                out.push(merged);
+            }
+        }
+        out
     }
 }
 
@@ -329,42 +386,28 @@ mod tests {
             messages_sent: sent,
             ..Interval::default()
         };
-        let mut pending = BTreeMap::new();
-        let mut out = Vec::new();
-        let mut emitted = Vec::new();
-        // worker 0 delivered seconds 0 and 1, then ended; worker 1 is slower
-        merge_interval(pending.entry(0).or_default(), &iv(1));
-        merge_interval(pending.entry(1).or_default(), &iv(2));
-        emit_complete(
-            &mut pending,
-            &[2, 0],
-            &[true, false],
-            &mut out,
-            &mut |i: &Interval| emitted.push(i.messages_sent),
-        );
+        let sent = |ivs: Vec<Interval>| ivs.iter().map(|i| i.messages_sent).collect::<Vec<_>>();
+        let mut m = IntervalMerger::new(2);
+        // worker 0 delivers seconds 0 and 1, then ends; worker 1 is slower
+        assert!(m.push(0, &iv(1)).is_empty());
+        assert!(m.push(0, &iv(2)).is_empty());
         assert!(
-            emitted.is_empty(),
+            m.end(0).is_empty(),
             "second 0 is not complete without worker 1"
         );
-        merge_interval(pending.entry(0).or_default(), &iv(10));
-        emit_complete(
-            &mut pending,
-            &[2, 1],
-            &[true, false],
-            &mut out,
-            &mut |i: &Interval| emitted.push(i.messages_sent),
-        );
-        assert_eq!(emitted, vec![11]);
-        merge_interval(pending.entry(1).or_default(), &iv(20));
-        emit_complete(
-            &mut pending,
-            &[2, 2],
-            &[true, false],
-            &mut out,
-            &mut |i: &Interval| emitted.push(i.messages_sent),
-        );
-        assert_eq!(emitted, vec![11, 22]);
-        assert_eq!(out.len(), 2);
+        assert_eq!(sent(m.push(1, &iv(10))), vec![11]);
+        assert_eq!(sent(m.push(1, &iv(20))), vec![22]);
+        // worker 1 goes on alone
+        assert_eq!(sent(m.push(1, &iv(30))), vec![30]);
+        assert!(m.push(7, &iv(1)).is_empty(), "unknown parts are ignored");
+        assert!(m.finish().is_empty());
+    }
+
+    #[test]
+    fn finish_hands_out_incomplete_seconds() {
+        let mut m = IntervalMerger::new(2);
+        assert!(m.push(0, &Interval::default()).is_empty());
+        assert_eq!(m.finish().len(), 1);
     }
 
     #[test]

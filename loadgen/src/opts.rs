@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a load against one or more WebSocket URLs.
     Run(Box<RunOpts>),
+    /// Wait for a coordinator's orders on a control port (token required;
+    /// targets limited to --allow-target).
+    Agent(crate::agent::AgentOpts),
     /// One process of a `--processes` run: reads its job as JSON on stdin,
     /// writes JSON lines on stdout. Started by `run`, not by people.
     #[command(hide = true)]
@@ -216,6 +219,7 @@ impl Cli {
         match (self.command, self.shortcut.as_slice()) {
             (Some(Command::Run(opts)), _) => Ok(*opts),
             (Some(Command::Worker), _) => Err("`worker` is started by `run --processes`".into()),
+            (Some(Command::Agent(_)), _) => Err("`agent` is not a run".into()),
             (None, [url, connections, duration, limit]) => {
                 let mut opts = RunOpts::from_args(["run", url.as_str()]);
                 opts.connections = connections.parse().map_err(|_| {

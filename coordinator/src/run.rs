@@ -1,0 +1,497 @@
+//! Drives a scenario's phases across the agents and merges what they
+//! measured. Per phase: Prepare to every agent, wait until all are Ready
+//! (an agent that cannot take its share says so here, before anything
+//! connects), then Start to all at once — a barrier rather than a shared
+//! start time, so agents' clocks never matter and the skew is one control
+//! message (sub-millisecond on a LAN). While the phase runs, each agent's
+//! seconds are merged as they complete; at the end its Done carries the
+//! HDR histograms, and the phase's totals are their exact merge.
+//!
+//! Nothing here waits without a bound: Prepare, the phase itself and the
+//! stop after Ctrl-C all have deadlines, and an agent that goes silent or
+//! drops its connection is reported by name and handled as the scenario's
+//! `on_agent_failure` says.
+
+use std::time::{Duration, Instant};
+
+use loadgen::control::{self, Order, PhaseJob, Report};
+use loadgen::engine::Outcome;
+use loadgen::multiproc::IntervalMerger;
+use loadgen::stats::{Interval, Totals};
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+use crate::client::{AgentLink, Event};
+use crate::figures;
+use crate::live::Live;
+use crate::progress::Progress;
+use crate::results::{AgentPhase, AgentResult, PhaseResult, Results, ScenarioInfo};
+use crate::scenario::schema::{OnAgentFailure, Scenario};
+use crate::split;
+use crate::threshold;
+
+/// How long agents get to check a phase.
+const PREPARE_WITHIN: Duration = Duration::from_secs(30);
+/// Past a phase's duration, drain and the engine's own grace, how long an
+/// agent may take to send its result.
+const FINISH_SLACK: Duration = Duration::from_secs(30);
+/// An agent that sends nothing this long during a phase has failed.
+const SILENT_LIMIT: Duration = Duration::from_secs(15);
+/// After Stop, how long agents get to close and report.
+const STOP_WITHIN: Duration = Duration::from_secs(20);
+/// The engine's own wait for closes after the drain (loadgen::engine).
+const ENGINE_GRACE: Duration = Duration::from_secs(5);
+
+/// An agent to drive, and how it takes part.
+pub struct Member {
+    pub link: AgentLink,
+    pub weight: f64,
+    pub source_ips: Option<String>,
+}
+
+/// What the run needs besides the agents.
+pub struct RunSetup<'a> {
+    pub scenario: &'a Scenario,
+    pub info: ScenarioInfo,
+    pub urls: Vec<String>,
+    pub room_prefix: String,
+}
+
+/// Where a phase stands with one agent.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Idle,
+    Preparing,
+    Ready,
+    Running,
+    Done,
+}
+
+pub struct Runner<'a> {
+    setup: RunSetup<'a>,
+    members: Vec<Member>,
+    events: mpsc::UnboundedReceiver<(usize, Event)>,
+    stop: watch::Receiver<bool>,
+    progress: &'a Progress,
+    live: &'a Live,
+    results: Results,
+    /// Why each agent failed, once it has.
+    failed: Vec<Option<String>>,
+    /// Set by Ctrl-C or an aborting failure: no further phase starts.
+    halted: bool,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        setup: RunSetup<'a>,
+        members: Vec<Member>,
+        events: mpsc::UnboundedReceiver<(usize, Event)>,
+        stop: watch::Receiver<bool>,
+        progress: &'a Progress,
+        live: &'a Live,
+    ) -> Runner<'a> {
+        let agents = members
+            .iter()
+            .map(|m| AgentResult {
+                name: m.link.info.name.clone(),
+                addr: m.link.addr.clone(),
+                weight: m.weight,
+                source_ips: m.source_ips.clone(),
+                build: m.link.info.build.clone(),
+                failure: None,
+            })
+            .collect();
+        let n = members.len();
+        let results = Results {
+            scenario: setup.info.clone(),
+            started_unix_ms: control::unix_ms(),
+            agents,
+            ..Results::default()
+        };
+        Runner {
+            setup,
+            members,
+            events,
+            stop,
+            progress,
+            live,
+            results,
+            failed: vec![None; n],
+            halted: false,
+        }
+    }
+
+    /// Runs every phase (until a halt) and returns the judged results.
+    pub async fn run(mut self) -> Results {
+        for index in 0..self.setup.scenario.phases.len() {
+            if self.halted {
+                break;
+            }
+            if *self.stop.borrow() {
+                self.interrupt();
+                break;
+            }
+            let result = self.run_phase(index).await;
+            self.results.phases.push(result);
+        }
+        for m in &self.members {
+            // Dropping the order queue closes each control connection.
+            let _ = m.link.send(Order::Stop);
+        }
+        self.judge()
+    }
+
+    fn live_agents(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.failed[i].is_none())
+            .collect()
+    }
+
+    /// Marks agent `i` failed; under `abort` every other agent is stopped.
+    fn fail(&mut self, i: usize, why: String) {
+        if self.failed[i].is_some() {
+            return;
+        }
+        let message = format!("agent {} {why}", self.members[i].link.label());
+        warn!("{message}");
+        self.progress.println(&format!("✗ {message}"));
+        self.results.failures.push(message.clone());
+        self.results.agents[i].failure = Some(why.clone());
+        self.failed[i] = Some(why);
+        self.live.agent_failed();
+        if self.setup.scenario.on_agent_failure == OnAgentFailure::Abort && !self.halted {
+            self.halted = true;
+            self.results.interrupted = true;
+            self.results
+                .failures
+                .push("on_agent_failure is abort: stopping the other agents".to_string());
+            for (j, m) in self.members.iter().enumerate() {
+                if self.failed[j].is_none() {
+                    let _ = m.link.send(Order::Stop);
+                }
+            }
+        }
+    }
+
+    fn interrupt(&mut self) {
+        if !self.results.interrupted || !self.halted {
+            self.results.failures.push(
+                "interrupted (Ctrl-C): every agent was stopped; the figures cover the run so far"
+                    .to_string(),
+            );
+        }
+        self.halted = true;
+        self.results.interrupted = true;
+        for (j, m) in self.members.iter().enumerate() {
+            if self.failed[j].is_none() {
+                let _ = m.link.send(Order::Stop);
+            }
+        }
+    }
+
+    async fn run_phase(&mut self, index: usize) -> PhaseResult {
+        let scenario = self.setup.scenario;
+        let phase = &scenario.phases[index];
+        let prefix = format!("{}p{}-", self.setup.room_prefix, index + 1);
+        let opts = split::phase_opts(&scenario.target, &self.setup.urls, phase, &prefix);
+        let mut result = PhaseResult {
+            index,
+            name: phase.name.clone(),
+            duration_secs: phase.duration.as_secs_f64(),
+            connections: phase.connections,
+            ..PhaseResult::default()
+        };
+        self.live.phase(index, &phase.name, phase.connections);
+
+        // Prepare until every agent with a share is ready; an agent that
+        // refuses fails, and under `continue` the others share its part.
+        let mut jobs: Vec<Option<PhaseJob>>;
+        let mut states;
+        loop {
+            let weights: Vec<f64> = (0..self.members.len())
+                .map(|i| if self.failed[i].is_none() { self.members[i].weight } else { 0.0 })
+                .collect();
+            let shares = split::shares(phase.connections, &weights);
+            let sources: Vec<Option<String>> =
+                self.members.iter().map(|m| m.source_ips.clone()).collect();
+            jobs = split::jobs(&opts, &shares, &sources);
+            states = vec![State::Idle; self.members.len()];
+            for (i, job) in jobs.iter().enumerate() {
+                if let Some(job) = job {
+                    if self.members[i].link.send(Order::Prepare {
+                        phase: index,
+                        job: Box::new(job.clone()),
+                    }) {
+                        states[i] = State::Preparing;
+                    } else {
+                        self.fail(i, "dropped its control connection".to_string());
+                    }
+                }
+            }
+            let refusals = self.await_ready(index, &mut states).await;
+            if self.halted || self.live_agents().is_empty() {
+                result.interrupted = true;
+                if self.live_agents().is_empty() && !self.halted {
+                    self.results
+                        .failures
+                        .push(format!("phase {:?}: no agent left to run it", phase.name));
+                    self.halted = true;
+                }
+                self.finish_phase(&mut result, &jobs, &mut Vec::new(), &mut Vec::new());
+                return result;
+            }
+            if refusals == 0 {
+                break;
+            }
+        }
+
+        // The barrier: every share is ready; start them together.
+        result.started_unix_ms = control::unix_ms();
+        for (i, state) in states.iter_mut().enumerate() {
+            if *state == State::Ready {
+                if self.members[i].link.send(Order::Start { phase: index }) {
+                    *state = State::Running;
+                } else {
+                    self.fail(i, "dropped its control connection".to_string());
+                }
+            }
+        }
+        let started = Instant::now();
+        self.progress
+            .phase_started(index, scenario.phases.len(), &phase.name, phase.duration, phase.connections);
+        let deadline = started + phase.duration + phase.drain + ENGINE_GRACE + FINISH_SLACK;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; self.members.len()];
+        let mut series: Vec<Vec<Interval>> = vec![Vec::new(); self.members.len()];
+        let mut merger = IntervalMerger::new(self.members.len());
+        for (i, s) in states.iter().enumerate() {
+            if *s != State::Running {
+                result.intervals.extend(merger.end(i));
+            }
+        }
+        let mut last_heard: Vec<Instant> = vec![Instant::now(); self.members.len()];
+        let mut stop_deadline: Option<Instant> = None;
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        while states.iter().any(|s| *s == State::Running) {
+            let until = stop_deadline.map_or(deadline, |d| d.min(deadline));
+            tokio::select! {
+                event = self.events.recv() => {
+                    let Some((i, event)) = event else { break };
+                    last_heard[i] = Instant::now();
+                    match event {
+                        Event::Report(Report::Interval { phase: p, interval }) if p == index => {
+                            series[i].push(interval.clone());
+                            for merged in merger.push(i, &interval) {
+                                self.seen_second(&merged, &states, started, phase.connections);
+                                result.intervals.push(merged);
+                            }
+                        }
+                        Event::Report(Report::Done { phase: p, outcome }) if p == index => {
+                            outcomes[i] = Some(*outcome);
+                            states[i] = State::Done;
+                            result.intervals.extend(merger.end(i));
+                        }
+                        Event::Report(Report::Error { message }) => {
+                            warn!(agent = %self.members[i].link.label(), "agent says: {message}");
+                        }
+                        Event::Report(_) => {}
+                        Event::Lost(why) => {
+                            if states[i] == State::Running {
+                                let at = started.elapsed().as_secs_f64();
+                                self.fail(i, format!("{why} during phase {:?}, {at:.1} s in", phase.name));
+                                states[i] = State::Done;
+                                result.intervals.extend(merger.end(i));
+                            } else {
+                                self.fail(i, why);
+                            }
+                            if self.halted && stop_deadline.is_none() {
+                                stop_deadline = Some(Instant::now() + STOP_WITHIN);
+                            }
+                        }
+                    }
+                }
+                _ = self.stop.changed(), if stop_deadline.is_none() || !self.results.interrupted => {
+                    if *self.stop.borrow() {
+                        self.progress.println("interrupted: stopping every agent, then the results");
+                        self.interrupt();
+                        stop_deadline = Some(Instant::now() + STOP_WITHIN);
+                    }
+                }
+                _ = watchdog.tick() => {
+                    let now = Instant::now();
+                    for i in 0..self.members.len() {
+                        if states[i] == State::Running && now.duration_since(last_heard[i]) > SILENT_LIMIT {
+                            self.fail(i, format!("sent nothing for {SILENT_LIMIT:?} during phase {:?}", phase.name));
+                            states[i] = State::Done;
+                            result.intervals.extend(merger.end(i));
+                        }
+                    }
+                    if self.halted && stop_deadline.is_none() {
+                        stop_deadline = Some(Instant::now() + STOP_WITHIN);
+                    }
+                }
+                _ = tokio::time::sleep_until(until.into()) => {
+                    for i in 0..self.members.len() {
+                        if states[i] == State::Running {
+                            self.fail(i, format!("did not finish phase {:?} in time", phase.name));
+                            states[i] = State::Done;
+                        }
+                    }
+                }
+            }
+        }
+        result.intervals.extend(merger.finish());
+        result.interrupted = self.halted;
+        self.progress.phase_done();
+        self.finish_phase(&mut result, &jobs, &mut outcomes, &mut series);
+        result
+    }
+
+    /// Waits for Ready or Refused from every preparing agent; returns how
+    /// many refused (each is failed).
+    async fn await_ready(&mut self, index: usize, states: &mut [State]) -> usize {
+        let deadline = Instant::now() + PREPARE_WITHIN;
+        let mut refusals = 0;
+        while states.iter().any(|s| *s == State::Preparing) && !self.halted {
+            tokio::select! {
+                event = self.events.recv() => {
+                    let Some((i, event)) = event else { break };
+                    match event {
+                        Event::Report(Report::Ready { phase, .. }) if phase == index => {
+                            states[i] = State::Ready;
+                        }
+                        Event::Report(Report::Refused { phase, error }) if phase == index => {
+                            states[i] = State::Idle;
+                            refusals += 1;
+                            self.fail(i, format!("cannot take its share of phase {}: {error}", index + 1));
+                        }
+                        Event::Report(Report::Error { message }) => {
+                            warn!(agent = %self.members[i].link.label(), "agent says: {message}");
+                        }
+                        Event::Report(_) => {}
+                        Event::Lost(why) => {
+                            states[i] = State::Idle;
+                            self.fail(i, why);
+                        }
+                    }
+                }
+                _ = self.stop.changed() => {
+                    if *self.stop.borrow() {
+                        self.interrupt();
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    for (i, s) in states.iter_mut().enumerate() {
+                        if *s == State::Preparing {
+                            *s = State::Idle;
+                            refusals += 1;
+                            self.fail(i, format!("did not answer Prepare within {PREPARE_WITHIN:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        refusals
+    }
+
+    fn seen_second(&self, merged: &Interval, states: &[State], started: Instant, target: u64) {
+        let running = states.iter().filter(|s| **s == State::Running).count();
+        self.live.second(merged);
+        self.progress.second(
+            merged,
+            target,
+            started.elapsed(),
+            running,
+            self.members.len() - self.failed.iter().filter(|f| f.is_none()).count(),
+        );
+    }
+
+    fn finish_phase(
+        &mut self,
+        result: &mut PhaseResult,
+        jobs: &[Option<PhaseJob>],
+        outcomes: &mut [Option<Outcome>],
+        series: &mut [Vec<Interval>],
+    ) {
+        let mut parts = Vec::new();
+        let mut held_after_ramp = 0;
+        for (i, job) in jobs.iter().enumerate() {
+            let Some(job) = job else { continue };
+            let outcome = outcomes.get_mut(i).and_then(Option::take);
+            let mut part = AgentPhase {
+                agent: i,
+                first: job.first,
+                count: job.count,
+                intervals: series.get_mut(i).map(std::mem::take).unwrap_or_default(),
+                failure: self.failed[i].clone(),
+                ..AgentPhase::default()
+            };
+            if let Some(o) = outcome {
+                if !o.failures.is_empty() {
+                    let why = o.failures.join("; ");
+                    self.results.failures.push(format!(
+                        "agent {}: {why}",
+                        self.members[i].link.label()
+                    ));
+                    part.failure.get_or_insert(why);
+                }
+                part.figures = figures::phase_figures(&o.totals, o.held_after_ramp);
+                part.held_after_ramp = o.held_after_ramp;
+                part.cpu_percent_max = o.cpu_percent_max;
+                part.threads = o.threads;
+                part.processes = o.processes;
+                held_after_ramp += o.held_after_ramp;
+                parts.push(o.totals.clone());
+                part.totals = Some(o.totals);
+            }
+            result.agents.push(part);
+        }
+        result.totals = Totals::merged(&parts);
+        result.figures = figures::phase_figures(&result.totals, held_after_ramp);
+        let phase = &self.setup.scenario.phases[result.index];
+        for expr in &phase.thresholds {
+            let checked = match threshold::parse(expr) {
+                Ok(t) => t.check(&result.figures, &phase.name),
+                Err(e) => threshold::unparsable(expr, &phase.name, &e.to_string()),
+            };
+            self.live.threshold(&checked);
+            self.results.thresholds.push(checked);
+        }
+    }
+
+    /// Run-level figures and thresholds, and the verdict.
+    fn judge(mut self) -> Results {
+        let parts: Vec<(&Totals, u64)> = self
+            .results
+            .phases
+            .iter()
+            .map(|p| (&p.totals, p.agents.iter().map(|a| a.held_after_ramp).sum()))
+            .collect();
+        let mut run = figures::run_figures(&parts);
+        run.insert(
+            "agents_failed".to_string(),
+            self.failed.iter().filter(|f| f.is_some()).count() as f64,
+        );
+        for expr in &self.setup.scenario.thresholds {
+            let checked = match threshold::parse(expr) {
+                Ok(t) => t.check(&run, "run"),
+                Err(e) => threshold::unparsable(expr, "run", &e.to_string()),
+            };
+            self.live.threshold(&checked);
+            self.results.thresholds.push(checked);
+        }
+        self.results.run_figures = run;
+        let all_phases = self.results.phases.len() == self.setup.scenario.phases.len();
+        if !all_phases && self.results.failures.is_empty() {
+            self.results
+                .failures
+                .push("not every phase ran".to_string());
+        }
+        self.results.passed = self.results.failures.is_empty()
+            && !self.results.interrupted
+            && all_phases
+            && self.results.thresholds.iter().all(|t| t.passed);
+        self.results.finished_unix_ms = control::unix_ms();
+        self.live.finished(self.results.passed);
+        self.results
+    }
+}

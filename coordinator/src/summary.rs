@@ -1,0 +1,86 @@
+//! The text printed at the end: each phase's merged figures in loadgen's
+//! own summary layout (one format for one agent or many), a line per
+//! agent, the thresholds with how far off each failing one was, and the
+//! verdict.
+
+use std::fmt::Write as _;
+
+use loadgen::printer::{self, RunInfo};
+
+use crate::results::{PhaseResult, Results};
+
+pub fn render(results: &Results) -> String {
+    let mut out = String::new();
+    for phase in &results.phases {
+        let _ = writeln!(
+            out,
+            "\n== phase {} {} ({} agents) ==",
+            phase.index + 1,
+            phase.name,
+            phase.agents.len()
+        );
+        out.push_str(&printer::summary(&phase.totals, &run_info(results, phase)));
+        let _ = writeln!(out, "\nAgents");
+        for a in &phase.agents {
+            let name = results
+                .agents
+                .get(a.agent)
+                .map_or("?", |r| r.name.as_str());
+            let held = a.totals.as_ref().map_or(0, |t| t.open_connections);
+            let _ = write!(
+                out,
+                "  {name:<16} slice {}..{}  held {}/{}  cpu max {:.0}%",
+                a.first,
+                a.first + a.count,
+                printer::int(held),
+                printer::int(a.count),
+                a.cpu_percent_max
+            );
+            if let Some(f) = &a.failure {
+                let _ = write!(out, "  FAILED: {f}");
+            }
+            out.push('\n');
+        }
+    }
+    if !results.thresholds.is_empty() {
+        let _ = writeln!(out, "\nThresholds");
+        for t in &results.thresholds {
+            let mark = if t.passed { "✓" } else { "✗" };
+            let _ = writeln!(out, "  {mark} [{}] {}  ({})", t.scope, t.expr, t.detail);
+        }
+    }
+    if !results.failures.is_empty() {
+        let _ = writeln!(out, "\nProblems");
+        for f in &results.failures {
+            let _ = writeln!(out, "  - {f}");
+        }
+    }
+    let failed = results.thresholds.iter().filter(|t| !t.passed).count();
+    let _ = writeln!(
+        out,
+        "\n{}: {} of {} thresholds held{}",
+        if results.passed { "PASS" } else { "FAIL" },
+        results.thresholds.len() - failed,
+        results.thresholds.len(),
+        if results.interrupted { ", run cut short" } else { "" }
+    );
+    out
+}
+
+fn run_info(results: &Results, phase: &PhaseResult) -> RunInfo {
+    let busiest = phase
+        .agents
+        .iter()
+        .max_by(|a, b| a.cpu_percent_max.total_cmp(&b.cpu_percent_max));
+    RunInfo {
+        target_connections: phase.connections,
+        duration_secs: phase.duration_secs,
+        workload: results.scenario.workload.clone(),
+        cpu_percent_max: busiest.map_or(0.0, |a| a.cpu_percent_max),
+        cpu_saturated: busiest.is_some_and(|a| a.cpu_percent_max >= 90.0 * a.threads.max(1) as f64),
+        notes: Vec::new(),
+        held_after_ramp: phase.agents.iter().map(|a| a.held_after_ramp).sum(),
+        rss_per_connection_bytes: None,
+        processes: phase.agents.iter().map(|a| a.processes).sum(),
+    }
+}
