@@ -156,7 +156,20 @@ impl LocalLab {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            // Ctrl-C in a terminal signals the whole foreground group: the
+            // coordinator handles it and stops its children in order.
+            .process_group(0);
+        // SAFETY: prctl(2) is async-signal-safe; it only asks the kernel
+        // to SIGTERM the child when this thread (a runtime worker, alive as
+        // long as the coordinator) ends, so a killed coordinator leaves no
+        // agent or server behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {name} ({:?})", cmd.as_std().get_program()))?;

@@ -46,23 +46,94 @@ pub fn start_server(opts: Opts) -> ServerHandle {
 }
 
 /// The server binary that `cargo build -p server` (and `cargo test
-/// --workspace`) leaves in `target/<profile>/`. Other crates' tests need it
-/// as a real process but cannot name it with `CARGO_BIN_EXE_server`, which
-/// cargo sets only for the server crate's own tests; their executables sit
-/// in `target/<profile>/deps/`, one level below it.
+/// --workspace`) leaves in `target/<profile>/`.
 pub fn server_bin() -> std::path::PathBuf {
+    workspace_bin("server")
+}
+
+/// A binary of the workspace in `target/<profile>/`. Other crates' tests
+/// need them as real processes but cannot name them with
+/// `CARGO_BIN_EXE_<name>`, which cargo sets only for the binary's own
+/// crate; test executables sit in `target/<profile>/deps/`, one level
+/// below.
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile_dir = exe
         .parent()
         .and_then(std::path::Path::parent)
         .expect("test executables live in target/<profile>/deps/");
-    let bin = profile_dir.join(format!("server{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "no server binary at {}: build it with cargo build -p server",
+        "no {name} binary at {}: build it with cargo build -p {name}",
         bin.display()
     );
     bin
+}
+
+/// `loadgen agent` as a child process on an ephemeral port; killed on drop.
+pub struct AgentProcess {
+    pub child: Child,
+    /// The control address (host:port).
+    pub addr: SocketAddr,
+}
+
+impl AgentProcess {
+    /// Starts `bin agent --listen 127.0.0.1:0 --token TOKEN ARGS...` and
+    /// reads its ready line.
+    pub fn spawn(bin: &std::path::Path, token: &str, args: &[&str]) -> anyhow::Result<AgentProcess> {
+        let mut child = Command::new(bin)
+            .args(["agent", "--listen", "127.0.0.1:0", "--token", token])
+            .args(args)
+            .env_remove("LOADGEN_ALLOW_TARGET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        let line = first_line(&mut child, "agent")?;
+        let addr = line
+            .trim()
+            .strip_prefix("agent listening control=")
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("unexpected agent ready line {line:?}"))?;
+        Ok(AgentProcess { child, addr })
+    }
+
+    /// SIGKILL: the agent dies without a word, as a crashed machine would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The first line `child` prints on stdout, within 20 s.
+fn first_line(child: &mut Child, what: &str) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining, so the child never blocks on a full pipe.
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) if !line.is_empty() => Ok(line),
+        _ => {
+            let _ = child.kill();
+            bail!("{what} printed no ready line within 20 s");
+        }
+    }
 }
 
 /// The server binary run as a child process; killed on drop.
@@ -83,20 +154,7 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("spawning {bin}"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                bail!("server printed no ready line within 20 s");
-            }
-        };
+        let line = first_line(&mut child, "server")?;
         let ready: server::ReadyLine = line.trim_end().parse()?;
         Ok(ServerProcess {
             child,

@@ -1,0 +1,520 @@
+//! The sections of the page, each from its part of [`Results`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use loadgen::stats::{Latency, Totals};
+
+use super::charts::{self, kind_name, Figure};
+use super::format::{self, int, NONE};
+use super::html::{esc, num, pass_badge, table, text, Row};
+use crate::results::{AgentPhase, AgentResult, Figures, PhaseResult, Results};
+
+/// At or above this share of its threads' capacity, an agent was busy
+/// enough that what it measured includes its own queueing (the same line
+/// loadgen draws for its own warning).
+const SATURATED_PERCENT_PER_THREAD: f64 = 90.0;
+
+pub fn header(r: &Results) -> String {
+    let s = &r.scenario;
+    let mut out = String::from("<header>");
+    let verdict = if r.passed {
+        "<div class=\"verdict pass\" role=\"status\">PASS</div>"
+    } else {
+        "<div class=\"verdict fail\" role=\"status\">FAIL</div>"
+    };
+    let name = if s.name.is_empty() {
+        "(unnamed scenario)"
+    } else {
+        &s.name
+    };
+    let _ = write!(
+        out,
+        "<div class=\"top\"><div><div class=\"muted\">wslab load test report</div><h1>{}</h1>",
+        esc(name)
+    );
+    if !s.description.trim().is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"description\">{}</p>",
+            esc(s.description.trim())
+        );
+    }
+    let _ = write!(out, "</div>{verdict}</div>");
+
+    let duration = r
+        .finished_unix_ms
+        .checked_sub(r.started_unix_ms)
+        .filter(|_| r.started_unix_ms > 0 && r.finished_unix_ms > 0);
+    let targets = if s.targets.is_empty() {
+        NONE.to_string()
+    } else {
+        s.targets
+            .iter()
+            .map(|t| esc(t))
+            .collect::<Vec<_>>()
+            .join("<br>")
+    };
+    let interrupted = if r.interrupted {
+        "<span class=\"badge fail\">yes</span> the run was cut short".to_string()
+    } else {
+        "no".to_string()
+    };
+    let facts: [(&str, String); 8] = [
+        ("Started", esc(&format::utc(r.started_unix_ms))),
+        (
+            "Duration",
+            esc(&duration.map_or(NONE.to_string(), |ms| format::duration(ms as f64 / 1000.0))),
+        ),
+        ("Targets", targets),
+        ("Workload", esc(or_none(&s.workload))),
+        (
+            "Mode",
+            if s.local {
+                "local: the coordinator started the server and the agents on this machine"
+                    .to_string()
+            } else {
+                "remote agents".to_string()
+            },
+        ),
+        ("Agents", int(r.agents.len() as u64)),
+        ("Scenario file", esc(or_none(&s.file))),
+        ("Interrupted", interrupted),
+    ];
+    out.push_str("<dl class=\"facts\">");
+    for (k, v) in facts {
+        let _ = write!(out, "<dt>{k}</dt><dd>{v}</dd>");
+    }
+    out.push_str("</dl>");
+
+    if !r.failures.is_empty() {
+        out.push_str("<div class=\"failures\"><h3>Failures</h3><ol>");
+        for f in &r.failures {
+            let _ = write!(out, "<li>{}</li>", esc(f));
+        }
+        out.push_str("</ol></div>");
+    }
+    if !r.phases.is_empty() {
+        out.push_str("<nav class=\"toc\">Phases: ");
+        for (slot, p) in r.phases.iter().enumerate() {
+            let _ = write!(
+                out,
+                "<a href=\"#phase-{slot}\">{}</a>",
+                esc(&phase_title(p, slot))
+            );
+        }
+        out.push_str("</nav>");
+    }
+    out.push_str("</header>");
+    out
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() {
+        NONE
+    } else {
+        s
+    }
+}
+
+pub fn thresholds(r: &Results) -> String {
+    let mut out = String::from("<section id=\"thresholds\"><h2>Thresholds</h2>");
+    if r.thresholds.is_empty() {
+        out.push_str("<p class=\"muted\">The scenario set no thresholds.</p></section>");
+        return out;
+    }
+    let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+    let _ = write!(
+        out,
+        "<p>{} of {} held.</p>",
+        int((r.thresholds.len() - failed) as u64),
+        int(r.thresholds.len() as u64)
+    );
+    let rows: Vec<Row> = r
+        .thresholds
+        .iter()
+        .map(|t| Row {
+            cells: vec![
+                esc(&t.scope),
+                format!("<code>{}</code>", esc(&t.expr)),
+                t.value.map_or_else(
+                    || "<span class=\"muted\">not measured</span>".to_string(),
+                    |v| esc(&format::value(v)),
+                ),
+                pass_badge(t.passed).to_string(),
+                esc(&t.detail),
+            ],
+            failed: !t.passed,
+        })
+        .collect();
+    out.push_str(&table(
+        "thresholds",
+        &[
+            text("scope"),
+            text("threshold"),
+            num("measured"),
+            text("result"),
+            text("detail"),
+        ],
+        &rows,
+    ));
+    out.push_str("</section>");
+    out
+}
+
+fn phase_title(p: &PhaseResult, slot: usize) -> String {
+    if p.name.is_empty() {
+        format!("phase {}", slot + 1)
+    } else {
+        p.name.clone()
+    }
+}
+
+pub fn phase(r: &Results, p: &PhaseResult, slot: usize) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<section class=\"phase\" id=\"phase-{slot}\"><h2>Phase {}: {}</h2>",
+        slot + 1,
+        esc(&phase_title(p, slot))
+    );
+    let interrupted = if p.interrupted {
+        " <span class=\"badge fail\">interrupted</span>"
+    } else {
+        ""
+    };
+    let _ = write!(
+        out,
+        "<p class=\"muted\">Started {}; planned {}, measured {}.{interrupted}</p>",
+        esc(&format::utc(p.started_unix_ms)),
+        esc(&format::duration(p.duration_secs)),
+        esc(&format::duration(p.totals.elapsed_secs)),
+    );
+    out.push_str(&key_figures(p));
+    out.push_str(&latency_table(&p.totals));
+
+    out.push_str("<h3>Charts</h3><div class=\"charts\">");
+    for f in charts::phase_charts(p, slot) {
+        out.push_str(&figure(&f));
+    }
+    out.push_str("</div>");
+
+    out.push_str("<h3>Agents</h3>");
+    out.push_str(&agents_table(r, p));
+    out.push_str(&figures_details(
+        &p.figures,
+        "All named figures of this phase",
+    ));
+    out.push_str("</section>");
+    out
+}
+
+fn figure(f: &Figure) -> String {
+    let body = match &f.svg {
+        Ok(svg) => svg.clone(),
+        Err(why) => format!("<div class=\"nodata\">{}</div>", esc(why)),
+    };
+    let caption = f
+        .caption
+        .as_ref()
+        .filter(|_| f.svg.is_ok())
+        .map(|c| format!("<figcaption>{}</figcaption>", esc(c)))
+        .unwrap_or_default();
+    format!("<figure><h4>{}</h4>{body}{caption}</figure>", esc(&f.title))
+}
+
+fn stat(out: &mut String, key: &str, value: String, sub: String) {
+    let _ = write!(
+        out,
+        "<div class=\"stat\"><div class=\"k\">{}</div><div class=\"v\">{}</div><div class=\"sub\">{}</div></div>",
+        esc(key),
+        esc(&value),
+        sub
+    );
+}
+
+fn key_figures(p: &PhaseResult) -> String {
+    let t = &p.totals;
+    let held_after_ramp: u64 = p.agents.iter().map(|a| a.held_after_ramp).sum();
+    let secs = t.elapsed_secs;
+    let per_sec = |n: u64| {
+        format::per_sec(n, secs)
+            .map_or_else(|| NONE.to_string(), |r| format!("{}/s", format::rate(r)))
+    };
+    let mut out = String::from("<div class=\"stats\">");
+    let short = p.connections.saturating_sub(t.open_connections);
+    let held_sub = if short > 0 && p.connections > 0 {
+        format!(
+            "of {} target, <span class=\"warn\">{} short</span>",
+            int(p.connections),
+            int(short)
+        )
+    } else {
+        format!("of {} target", int(p.connections))
+    };
+    stat(&mut out, "held at end", int(t.open_connections), held_sub);
+    stat(
+        &mut out,
+        "held after ramp",
+        int(held_after_ramp),
+        format!("peak {}", int(t.peak_connections)),
+    );
+    let errors = t.connect_errors_total();
+    let errors_sub = if errors > 0 {
+        format!("<span class=\"warn\">{} errors</span>", int(errors))
+    } else {
+        "no errors".to_string()
+    };
+    stat(
+        &mut out,
+        "connects ok",
+        int(t.connects_ok),
+        format!("of {} attempted, {errors_sub}", int(t.connects_attempted)),
+    );
+    stat(
+        &mut out,
+        "messages sent",
+        int(t.messages_sent),
+        esc(&per_sec(t.messages_sent)),
+    );
+    stat(
+        &mut out,
+        "messages received",
+        int(t.messages_received),
+        esc(&per_sec(t.messages_received)),
+    );
+    let lost_sub = match format::percent_of(t.messages_lost, t.messages_sent) {
+        Some(pc) if t.messages_lost > 0 => {
+            format!(
+                "<span class=\"warn\">{} of sent</span>",
+                esc(&format::percent(pc))
+            )
+        }
+        _ => "own copies that never came back".to_string(),
+    };
+    stat(&mut out, "messages lost", int(t.messages_lost), lost_sub);
+    out.push_str("</div>");
+
+    out.push_str(&counts_line("Connect errors", &t.connect_errors));
+    out.push_str(&counts_line("Unexpected closes", &t.closes_unexpected));
+    out
+}
+
+/// "Connect errors: timeout 3, refused 2", or "none".
+fn counts_line(title: &str, counts: &BTreeMap<String, u64>) -> String {
+    let total: u64 = counts.values().sum();
+    if total == 0 {
+        return format!("<p>{}: <span class=\"muted\">none</span></p>", esc(title));
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(label, n)| format!("{} <b>{}</b>", esc(label), int(*n)))
+        .collect();
+    format!(
+        "<p>{} ({}): <span class=\"warn\">{}</span></p>",
+        esc(title),
+        int(total),
+        parts.join(", ")
+    )
+}
+
+fn latency_table(t: &Totals) -> String {
+    let rows: Vec<Row> = Latency::ALL
+        .into_iter()
+        .filter_map(|k| t.latency(k).map(|h| (k, h)))
+        .filter(|(_, h)| h.count > 0)
+        .map(|(k, h)| Row {
+            cells: vec![
+                esc(kind_name(k)),
+                int(h.count),
+                esc(&format::ms(h.p50_ms)),
+                esc(&format::ms(h.p90_ms)),
+                esc(&format::ms(h.p99_ms)),
+                esc(&format::ms(h.p999_ms)),
+                esc(&format::ms(h.max_ms)),
+            ],
+            failed: false,
+        })
+        .collect();
+    if rows.is_empty() {
+        return "<h3>Latency</h3><p class=\"muted\">no samples</p>".to_string();
+    }
+    let mut out = String::from("<h3>Latency (ms, exact: merged histograms)</h3>");
+    out.push_str(&table(
+        "latency",
+        &[
+            text("kind"),
+            num("samples"),
+            num("p50"),
+            num("p90"),
+            num("p99"),
+            num("p99.9"),
+            num("max"),
+        ],
+        &rows,
+    ));
+    out
+}
+
+fn agent_label(agents: &[AgentResult], index: usize) -> String {
+    match agents.get(index) {
+        Some(a) => format!(
+            "{}<br><span class=\"muted nowrap\">{}</span>",
+            esc(or_none(&a.name)),
+            esc(&a.addr)
+        ),
+        None => format!("agent #{index} <span class=\"muted\">(not in the agent list)</span>"),
+    }
+}
+
+/// The agent's round trip p99, or echo's on an echo workload.
+fn rtt_p99(t: &Totals) -> Option<f64> {
+    [Latency::RoundTrip, Latency::Echo]
+        .into_iter()
+        .filter_map(|k| t.latency(k))
+        .find(|h| h.count > 0)
+        .map(|h| h.p99_ms)
+}
+
+fn cpu_cell(a: &AgentPhase) -> String {
+    if !a.cpu_percent_max.is_finite() {
+        return NONE.to_string();
+    }
+    let threads = a.threads.max(1);
+    let mut cell = format!("<span class=\"nowrap\">{:.0} %</span>", a.cpu_percent_max);
+    if a.threads > 0 {
+        let _ = write!(
+            cell,
+            " <span class=\"muted nowrap\">({} thread{})</span>",
+            int(threads as u64),
+            if threads == 1 { "" } else { "s" }
+        );
+    }
+    if a.cpu_percent_max >= SATURATED_PERCENT_PER_THREAD * threads as f64 {
+        cell.push_str("<span class=\"warn note\">saturated: its latencies describe itself</span>");
+    }
+    cell
+}
+
+fn agents_table(r: &Results, p: &PhaseResult) -> String {
+    if p.agents.is_empty() {
+        return "<p class=\"muted\">No agent took part in this phase.</p>".to_string();
+    }
+    let rows: Vec<Row> = p
+        .agents
+        .iter()
+        .map(|a| {
+            let slice = format!("{}..{}", int(a.first), int(a.first.saturating_add(a.count)));
+            let t = a.totals.as_ref();
+            let from_totals = |f: fn(&Totals) -> u64| t.map_or(NONE.to_string(), |t| int(f(t)));
+            let failure = a
+                .failure
+                .as_deref()
+                .map(|f| format!("<span class=\"warn\">{}</span>", esc(f)))
+                .unwrap_or_default();
+            Row {
+                cells: vec![
+                    agent_label(&r.agents, a.agent),
+                    slice,
+                    int(a.held_after_ramp),
+                    from_totals(|t| t.open_connections),
+                    from_totals(|t| t.connects_ok),
+                    from_totals(Totals::connect_errors_total),
+                    from_totals(|t| t.messages_sent),
+                    from_totals(|t| t.messages_received),
+                    from_totals(|t| t.messages_lost),
+                    t.and_then(rtt_p99)
+                        .map_or(NONE.to_string(), |v| esc(&format::ms(v))),
+                    cpu_cell(a),
+                    failure,
+                ],
+                failed: a.failure.is_some() || t.is_none(),
+            }
+        })
+        .collect();
+    table(
+        "agents",
+        &[
+            text("agent"),
+            num("slice"),
+            num("held after ramp"),
+            num("held at end"),
+            num("connects ok"),
+            num("connect errors"),
+            num("sent"),
+            num("received"),
+            num("lost"),
+            num("rtt p99 (ms)"),
+            text("CPU max"),
+            text("failure"),
+        ],
+        &rows,
+    )
+}
+
+fn figures_details(figures: &Figures, summary: &str) -> String {
+    if figures.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Row> = figures
+        .iter()
+        .map(|(name, v)| Row {
+            cells: vec![
+                format!("<code>{}</code>", esc(name)),
+                esc(&format::value(*v)),
+            ],
+            failed: false,
+        })
+        .collect();
+    format!(
+        "<details><summary>{}</summary>{}</details>",
+        esc(summary),
+        table("figures", &[text("figure"), num("value")], &rows)
+    )
+}
+
+/// The agents of the run, with what each one is and whether it failed.
+pub fn agents(r: &Results) -> String {
+    let mut out = String::from("<section id=\"agents\"><h2>Agents</h2>");
+    if r.agents.is_empty() {
+        out.push_str("<p class=\"muted\">No agents.</p>");
+    } else {
+        let rows: Vec<Row> = r
+            .agents
+            .iter()
+            .map(|a| Row {
+                cells: vec![
+                    esc(or_none(&a.name)),
+                    esc(&a.addr),
+                    esc(&format::value(a.weight)),
+                    esc(a.source_ips.as_deref().unwrap_or(NONE)),
+                    esc(or_none(&a.build)),
+                    a.failure
+                        .as_deref()
+                        .map(|f| format!("<span class=\"warn\">{}</span>", esc(f)))
+                        .unwrap_or_default(),
+                ],
+                failed: a.failure.is_some(),
+            })
+            .collect();
+        out.push_str(&table(
+            "agent-list",
+            &[
+                text("name"),
+                text("control address"),
+                num("weight"),
+                text("source addresses"),
+                text("build"),
+                text("failure"),
+            ],
+            &rows,
+        ));
+    }
+    out.push_str(&figures_details(
+        &r.run_figures,
+        "All named figures of the run",
+    ));
+    out.push_str("</section>");
+    out
+}

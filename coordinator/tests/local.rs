@@ -1,0 +1,101 @@
+//! The README's main command, `coordinator run scenarios/smoke.yaml
+//! --local`, exactly as shipped: it starts the server and its agents, runs,
+//! passes, writes a report, serves its live figures to Prometheus, and
+//! leaves nothing running behind.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coordinator::results::Results;
+use testkit::prom::Exposition;
+
+const COORDINATOR: &str = env!("CARGO_BIN_EXE_coordinator");
+
+fn smoke() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.yaml")
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+#[test]
+fn the_smoke_scenario_runs_the_whole_lab_locally() {
+    let out_dir = std::env::temp_dir().join(format!("coordinator-local-{}", std::process::id()));
+    let metrics = free_port();
+    let started = Instant::now();
+    let child = Command::new(COORDINATOR)
+        .args(["run", smoke().to_str().unwrap(), "--local", "--progress", "plain"])
+        .args(["-o", out_dir.to_str().unwrap()])
+        .args(["--metrics-listen", &metrics.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Scrape while the phase runs: the run's own figures, valid for the
+    // real promtool.
+    let scraped = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok((200, text)) = testkit::http_get(metrics, "/metrics").await {
+                    let Ok(exp) = Exposition::parse(&text) else { continue };
+                    if exp.get("coordinator_phase", &[]) == Some(1.0)
+                        && exp.get("coordinator_open_connections", &[]).unwrap_or(0.0) > 0.0
+                    {
+                        return Some((exp, text));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            None
+        })
+    });
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(120));
+        // SAFETY: kill(2) on our own child; after it exited this fails.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let _ = &watchdog;
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let show = format!(
+        "{:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{show}");
+    assert!(took < Duration::from_secs(100), "took {took:?}");
+
+    let (exp, text) = scraped.join().unwrap().expect("live metrics during the phase");
+    assert_eq!(exp.value("coordinator_target_connections", &[]).unwrap(), 3000.0);
+    assert!(exp.has("coordinator_messages_sent_total"));
+    assert_eq!(exp.value("coordinator_run_passed", &[]).unwrap(), -1.0);
+    assert!(promhttp::promtool::assert_valid(&text));
+
+    let results = Results::read_json(&out_dir.join("results.json")).unwrap();
+    assert!(results.passed && results.scenario.local);
+    assert!(results.agents.len() >= 3);
+    assert!(results.thresholds.len() >= 4 && results.thresholds.iter().all(|t| t.passed));
+    assert_eq!(results.phases[0].totals.connects_ok, 3000);
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg"));
+    for log in ["server.log", "local-1.log"] {
+        assert!(out_dir.join("logs").join(log).is_file(), "{log}");
+    }
+    // Everything it started is gone: the agents' control ports are closed.
+    for a in &results.agents {
+        let addr: SocketAddr = a.addr.parse().unwrap();
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
+            "agent {} still listening",
+            a.addr
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

@@ -1,0 +1,752 @@
+//! report.html from a realistic `Results`: two phases of three agents,
+//! thirty one-second intervals each, with HDR histograms recorded from
+//! synthetic latency samples through loadgen's own types. The page is
+//! checked as text, and rendered by a real headless Chromium when one is
+//! installed (required when REQUIRE_CHROMIUM=1).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use coordinator::report;
+use coordinator::results::{
+    AgentPhase, AgentResult, Figures, PhaseResult, Results, ScenarioInfo, ThresholdResult,
+};
+use hdrhistogram::Histogram;
+use loadgen::multiproc::merge_interval;
+use loadgen::stats::{new_histogram, Interval, IntervalLatency, Latency, LatencyHistogram, Totals};
+
+const HOSTILE_NAME: &str = "smoke <script>alert(1)</script>";
+const HOSTILE_AGENT: &str = "agent-\"c\"<b>&";
+const PHASE_SECS: u64 = 30;
+/// Each fixture phase draws three time charts and one distribution per
+/// latency kind with samples (connect, round trip, fan-out).
+const CHARTS_PER_PHASE: usize = 6;
+
+/// xorshift64*: the same samples every run, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal value (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.unit().max(1e-12);
+        let u2 = self.unit();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// Microseconds, log-normal around `median_ms`; one sample in 400 is
+    /// 8–12 times slower, the tail real servers have.
+    fn latency_us(&mut self, median_ms: f64) -> u64 {
+        let mut v = median_ms * 1000.0 * (0.35 * self.normal()).exp();
+        if self.next().is_multiple_of(400) {
+            v *= 8.0 + 4.0 * self.unit();
+        }
+        v.round().max(1.0) as u64
+    }
+}
+
+struct Plan {
+    name: &'static str,
+    per_agent: u64,
+    ramp_secs: u64,
+    /// Seconds (inclusive) in which the server is five times slower.
+    spike: Option<(u64, u64)>,
+}
+
+/// What one agent does in a phase.
+struct AgentPlan {
+    connect_failures: u64,
+    /// Own messages lost, one per second at the end of the phase.
+    lost: u64,
+    cpu_percent_max: f64,
+}
+
+fn interval_latency(h: &Histogram<u64>) -> IntervalLatency {
+    if h.is_empty() {
+        return IntervalLatency::default();
+    }
+    IntervalLatency {
+        count: h.len(),
+        p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+        max_ms: h.max() as f64 / 1000.0,
+    }
+}
+
+/// One agent's phase as loadgen would report it: a chat room of ten per
+/// ten connections, one chatter in ten sending one message a second.
+fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> AgentPhase {
+    let mut whole: BTreeMap<Latency, Histogram<u64>> = Latency::ALL
+        .into_iter()
+        .map(|k| (k, new_histogram()))
+        .collect();
+    let mut totals = Totals {
+        elapsed_secs: PHASE_SECS as f64,
+        ..Totals::default()
+    };
+    let mut intervals = Vec::new();
+    let mut open = 0u64;
+    let mut held_after_ramp = 0;
+    let mut failures_left = ap.connect_failures;
+    let mut attempted = 0u64;
+    for t in 1..=PHASE_SECS {
+        let mut hs: BTreeMap<Latency, Histogram<u64>> = Latency::ALL
+            .into_iter()
+            .map(|k| (k, new_histogram()))
+            .collect();
+        let slow = match plan.spike {
+            Some((from, to)) if (from..=to).contains(&t) => 5.0,
+            _ => 1.0,
+        };
+        // Attempts follow the ramp; the agent's failures come one a second
+        // from the start and are not retried.
+        let due = (plan.per_agent * t / plan.ramp_secs).min(plan.per_agent);
+        let attempts = due - attempted;
+        attempted = due;
+        let failed = attempts.min(failures_left).min(1);
+        failures_left -= failed;
+        let new = attempts - failed;
+        for _ in 0..new {
+            hs.get_mut(&Latency::Connect)
+                .unwrap()
+                .record(rng.latency_us(2.5 * slow))
+                .unwrap();
+        }
+        open += new;
+        if t == plan.ramp_secs {
+            held_after_ramp = open;
+        }
+        let sent = open / 10;
+        let lost = if t + ap.lost > PHASE_SECS { 1 } else { 0 }.min(sent);
+        let back = sent - lost;
+        for _ in 0..back {
+            hs.get_mut(&Latency::RoundTrip)
+                .unwrap()
+                .record(rng.latency_us(1.2 * slow))
+                .unwrap();
+            for _ in 0..9 {
+                hs.get_mut(&Latency::Fanout)
+                    .unwrap()
+                    .record(rng.latency_us(1.4 * slow))
+                    .unwrap();
+            }
+        }
+        let received = back * 10;
+        let iv = Interval {
+            secs: 1.0,
+            at_secs: t as f64,
+            connects_attempted: attempts,
+            connects_ok: new,
+            connect_errors: failed,
+            closes_unexpected: 0,
+            messages_sent: sent,
+            messages_received: received,
+            bytes_sent: sent * 64,
+            bytes_received: received * 64,
+            lost,
+            open_connections: open,
+            latencies: hs
+                .iter()
+                .map(|(k, h)| (k.as_str().to_string(), interval_latency(h)))
+                .collect(),
+        };
+        totals.connects_attempted += iv.connects_attempted;
+        totals.connects_ok += iv.connects_ok;
+        if failed > 0 {
+            *totals.connect_errors.entry("timeout".into()).or_default() += failed;
+        }
+        totals.messages_sent += sent;
+        totals.messages_received += received;
+        totals.bytes_sent += sent * 64;
+        totals.bytes_received += received * 64;
+        totals.messages_lost += lost;
+        totals.peak_connections = totals.peak_connections.max(open);
+        for (k, h) in &hs {
+            whole.get_mut(k).unwrap().add(h).unwrap();
+        }
+        intervals.push(iv);
+    }
+    totals.open_connections = open;
+    totals.closes_by_us = open;
+    totals.latencies = whole
+        .iter()
+        .map(|(k, h)| (k.as_str().to_string(), LatencyHistogram::from_histogram(h)))
+        .collect();
+    AgentPhase {
+        agent,
+        first: agent as u64 * plan.per_agent,
+        count: plan.per_agent,
+        figures: figures_of(&totals),
+        totals: Some(totals),
+        intervals,
+        held_after_ramp,
+        cpu_percent_max: ap.cpu_percent_max,
+        threads: 2,
+        processes: 1,
+        failure: None,
+    }
+}
+
+fn figures_of(t: &Totals) -> Figures {
+    let p99 = |k: Latency| t.latency(k).map_or(0.0, |h| h.p99_ms);
+    Figures::from([
+        ("connections_held".to_string(), t.open_connections as f64),
+        ("messages_lost".to_string(), t.messages_lost as f64),
+        ("rtt_p99_ms".to_string(), p99(Latency::RoundTrip)),
+        ("connect_p99_ms".to_string(), p99(Latency::Connect)),
+    ])
+}
+
+fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> PhaseResult {
+    let parts: Vec<AgentPhase> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, ap)| agent_phase(rng, plan, i, ap))
+        .collect();
+    let totals = Totals::merged(parts.iter().filter_map(|a| a.totals.as_ref()));
+    let intervals = (0..PHASE_SECS as usize)
+        .map(|i| {
+            let mut merged = Interval::default();
+            for a in &parts {
+                merge_interval(&mut merged, &a.intervals[i]);
+            }
+            merged
+        })
+        .collect();
+    PhaseResult {
+        index,
+        name: plan.name.to_string(),
+        duration_secs: PHASE_SECS as f64,
+        connections: plan.per_agent * 3,
+        started_unix_ms: 1_760_000_000_000 + index as u64 * 35_000,
+        interrupted: false,
+        figures: figures_of(&totals),
+        totals,
+        intervals,
+        agents: parts,
+    }
+}
+
+fn quiet(cpu: f64) -> AgentPlan {
+    AgentPlan {
+        connect_failures: 0,
+        lost: 0,
+        cpu_percent_max: cpu,
+    }
+}
+
+fn fixture() -> Results {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let warm_up = phase(
+        &mut rng,
+        0,
+        &Plan {
+            name: "warm-up",
+            per_agent: 500,
+            ramp_secs: 10,
+            spike: None,
+        },
+        [quiet(38.0), quiet(41.5), quiet(44.0)],
+    );
+    let peak = phase(
+        &mut rng,
+        1,
+        &Plan {
+            name: "peak",
+            per_agent: 2_000,
+            ramp_secs: 15,
+            spike: Some((19, 22)),
+        },
+        [
+            quiet(96.0),
+            AgentPlan {
+                connect_failures: 12,
+                lost: 0,
+                cpu_percent_max: 101.0,
+            },
+            AgentPlan {
+                connect_failures: 0,
+                lost: 12,
+                cpu_percent_max: 186.0, // two threads: saturated
+            },
+        ],
+    );
+    let run_totals = Totals::merged([&warm_up.totals, &peak.totals]);
+    let rtt = run_totals.latency(Latency::RoundTrip).unwrap().p99_ms;
+    let threshold = |scope: &str, expr: &str, value: Option<f64>, passed: bool, detail: &str| {
+        let mut words = expr.split(' ');
+        ThresholdResult {
+            expr: expr.to_string(),
+            scope: scope.to_string(),
+            metric: words.next().unwrap().to_string(),
+            op: words.next().unwrap().to_string(),
+            limit: words.next().unwrap().parse().unwrap(),
+            value,
+            passed,
+            detail: detail.to_string(),
+        }
+    };
+    let agent = |name: &str, addr: &str| AgentResult {
+        name: name.to_string(),
+        addr: addr.to_string(),
+        weight: 1.0,
+        source_ips: Some("127.0.0.2-127.0.0.9".to_string()),
+        build: "loadgen 0.1.0".to_string(),
+        failure: None,
+    };
+    Results {
+        scenario: ScenarioInfo {
+            name: HOSTILE_NAME.to_string(),
+            description:
+                "Two phases on three local agents:\na warm-up, then a peak with a slow spell."
+                    .to_string(),
+            file: "scenarios/smoke.yaml".to_string(),
+            targets: vec!["ws://127.0.0.1:8080/".to_string()],
+            workload: "chat-binary".to_string(),
+            local: true,
+        },
+        started_unix_ms: 1_760_000_000_000,
+        finished_unix_ms: 1_760_000_066_500,
+        interrupted: false,
+        passed: false,
+        agents: vec![
+            agent("agent-a", "127.0.0.1:7001"),
+            agent("agent-b", "127.0.0.1:7002"),
+            agent(HOSTILE_AGENT, "127.0.0.1:7003"),
+        ],
+        run_figures: figures_of(&run_totals),
+        thresholds: vec![
+            threshold(
+                "run",
+                "rtt_p99_ms < 50",
+                Some(rtt),
+                true,
+                &format!("rtt_p99_ms was {rtt:.1}, under the limit of 50"),
+            ),
+            threshold(
+                "run",
+                "messages_lost == 0",
+                Some(run_totals.messages_lost as f64),
+                false,
+                &format!(
+                    "messages_lost was {}, {} over the limit of 0",
+                    run_totals.messages_lost, run_totals.messages_lost
+                ),
+            ),
+            threshold(
+                "peak",
+                "connections_held >= 5900",
+                Some(peak.totals.open_connections as f64),
+                true,
+                "connections_held held",
+            ),
+            threshold(
+                "peak",
+                "echo_p99_ms < 10",
+                None,
+                false,
+                "nothing measured echo_p99_ms <on this workload>",
+            ),
+        ],
+        phases: vec![warm_up, peak],
+        failures: vec!["agent-b: 12 connects timed out</li><li>injected".to_string()],
+    }
+}
+
+/// No `NaN` or `inf` token anywhere: what Rust prints for a non-finite
+/// f64 that slipped into a table or an SVG coordinate.
+fn assert_only_finite_numbers(html: &str) {
+    for token in html.split(|c: char| !c.is_ascii_alphanumeric()) {
+        assert!(
+            token != "NaN" && token != "inf",
+            "non-finite number in the page: {token}"
+        );
+    }
+}
+
+/// Nothing is loaded from anywhere: every src/href is a fragment, no CSS
+/// import or url(), no absolute URL at all.
+fn assert_self_contained(html: &str) {
+    for attr in ["src=", "href=", "srcset=", "action=", "data="] {
+        for (at, _) in html.match_indices(attr) {
+            let value = html[at + attr.len()..].trim_start_matches(['"', '\'']);
+            assert!(
+                value.starts_with('#'),
+                "external reference: {}",
+                &html[at..(at + 60).min(html.len())]
+            );
+        }
+    }
+    for external in [
+        "http://", "https://", "url(", "@import", "<link", "<script", "<iframe",
+    ] {
+        assert!(!html.contains(external), "page contains {external}");
+    }
+}
+
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html.find(start).unwrap_or_else(|| panic!("no {start}"));
+    let to = html[from..].find(end).unwrap_or_else(|| panic!("no {end}")) + from;
+    &html[from..to]
+}
+
+#[test]
+fn fixture_report_has_every_chart_table_and_escaped_text() {
+    let results = fixture();
+    let html = report::render(&results);
+
+    assert_eq!(html.matches("<svg").count(), 2 * CHARTS_PER_PHASE);
+    for phase in html.split("<section class=\"phase\"").skip(1) {
+        assert_eq!(phase.matches("<svg").count(), CHARTS_PER_PHASE);
+        // every chart drew at least one line and has an accessible name
+        for svg in phase.split("<svg").skip(1) {
+            assert!(svg.contains("<polyline"), "{}", &svg[..200]);
+            assert!(svg.contains("aria-labelledby=") && svg.contains("<title id="));
+        }
+        assert!(!phase.contains("no samples"));
+    }
+    assert_only_finite_numbers(&html);
+    assert_self_contained(&html);
+
+    // sections in order
+    let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("no {s}"));
+    assert!(at("class=\"verdict fail\"") < at("id=\"thresholds\""));
+    assert!(at("id=\"thresholds\"") < at("id=\"phase-0\""));
+    assert!(at("id=\"phase-0\"") < at("id=\"phase-1\""));
+    assert!(at("id=\"phase-1\"") < at("id=\"agents\""));
+    assert!(html.contains(">FAIL</div>"));
+
+    // thresholds: one row each, escaped, values and verdicts
+    let thresholds = section(&html, "<table class=\"thresholds\">", "</table>");
+    assert_eq!(thresholds.matches("<tr").count(), 1 + 4);
+    assert_eq!(thresholds.matches("<tr class=\"failed\">").count(), 2);
+    assert!(thresholds.contains("<code>rtt_p99_ms &lt; 50</code>"));
+    assert!(thresholds.contains("<code>connections_held &gt;= 5900</code>"));
+    assert!(thresholds.contains("<td class=\"num\">5,988</td>"));
+    assert!(thresholds.contains("<td class=\"num\">12</td>"));
+    assert!(thresholds.contains("not measured"));
+    assert!(thresholds.contains("&lt;on this workload&gt;"));
+
+    // hostile text is text
+    assert!(html.contains("smoke &lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("agent-&quot;c&quot;&lt;b&gt;&amp;"));
+    assert!(html.contains("timed out&lt;/li&gt;&lt;li&gt;injected"));
+    assert!(!html.contains("<li>injected"));
+
+    // figures for people
+    let peak = section(&html, "id=\"phase-1\"", "</section>");
+    assert!(peak.contains("6,000 target"), "target with separators");
+    assert!(peak.contains("<div class=\"v\">5,988</div>"), "held at end");
+    assert!(peak.contains("timeout <b>12</b>"));
+    for kind in ["connect", "round trip", "fan-out"] {
+        assert!(
+            peak.contains(&format!("<td class=\"text\">{kind}</td>")),
+            "{kind}"
+        );
+    }
+    assert!(!peak.contains("<td class=\"text\">echo</td>"));
+    // only agent c in the peak was saturated (186 % of 2 threads)
+    assert_eq!(
+        html.matches("saturated: its latencies describe itself")
+            .count(),
+        1
+    );
+    let agents = section(peak, "<table class=\"agents\">", "</table>");
+    assert!(agents.contains("4,000..6,000"), "agent c's slice");
+    assert!(agents.contains("186 %"));
+    assert!(html.contains("2025-10-09 08:53:20 UTC"));
+    assert!(html.contains("1m 7s"));
+}
+
+#[test]
+fn report_from_results_json_is_the_same_page() {
+    let results = fixture();
+    let json = serde_json::to_string(&results).unwrap();
+    let back: Results = serde_json::from_str(&json).unwrap();
+    assert_eq!(report::render(&back), report::render(&results));
+}
+
+#[test]
+fn empty_results_render_without_charts_or_non_numbers() {
+    let html = report::render(&Results::default());
+    assert_eq!(html.matches("<svg").count(), 0);
+    assert!(html.contains("No phase ran."));
+    assert!(html.contains("The scenario set no thresholds."));
+    assert!(html.contains(">FAIL</div>"));
+    assert_only_finite_numbers(&html);
+    assert_self_contained(&html);
+}
+
+#[test]
+fn idle_empty_and_broken_phases_say_no_samples() {
+    let mut r = fixture();
+    // phase 0: nothing arrived at all
+    r.phases[0].intervals.clear();
+    r.phases[0].totals = Totals::default();
+    r.phases[0].agents[1].totals = None;
+    r.phases[0].agents[1].failure = Some("control connection closed: <eof>".into());
+    r.phases[0].agents[2].agent = 17; // not in the agent list
+                                      // phase 1: an idle workload: no messages, only connect latency
+    let idle = &mut r.phases[1];
+    idle.totals.messages_sent = 0;
+    idle.totals.messages_received = 0;
+    for kind in [Latency::RoundTrip, Latency::Fanout] {
+        idle.totals
+            .latencies
+            .insert(kind.as_str().into(), LatencyHistogram::default());
+    }
+    for iv in &mut idle.intervals {
+        iv.messages_sent = 0;
+        iv.messages_received = 0;
+        for kind in [Latency::RoundTrip, Latency::Fanout] {
+            iv.latencies
+                .insert(kind.as_str().into(), IntervalLatency::default());
+        }
+    }
+    // and values no run should produce, from a hand-edited file
+    idle.intervals[3].at_secs = f64::NAN;
+    idle.intervals[4].secs = 0.0;
+    idle.intervals[5].open_connections = u64::MAX;
+    idle.totals.elapsed_secs = f64::INFINITY;
+    idle.duration_secs = f64::NAN;
+    idle.agents[0].cpu_percent_max = f64::NAN;
+    idle.agents[0].threads = 0;
+    idle.figures.insert("weird".into(), f64::NEG_INFINITY);
+    r.thresholds[0].value = Some(f64::NAN);
+
+    let html = report::render(&r);
+    assert_only_finite_numbers(&html);
+    assert_self_contained(&html);
+
+    let empty = section(&html, "id=\"phase-0\"", "</section>");
+    assert_eq!(empty.matches("<svg").count(), 0);
+    // three time charts, one distribution placeholder, the latency table
+    assert_eq!(empty.matches("no samples").count(), 5);
+    assert!(empty.contains("&lt;eof&gt;"));
+    assert!(empty.contains("agent #17"));
+    let failed_row = section(empty, "<tr class=\"failed\">", "</tr>");
+    assert!(failed_row.contains("agent-b"));
+    assert!(
+        failed_row.contains("<td class=\"num\">–</td>"),
+        "{failed_row}"
+    );
+
+    let idle = section(&html, "id=\"phase-1\"", "</section>");
+    // connections, connect latency over time, connect distribution
+    assert_eq!(idle.matches("<svg").count(), 3);
+    assert!(idle.contains("no messages in this phase"));
+    assert!(idle.contains("connect p99"));
+    assert!(!idle.contains("round trip p99"));
+}
+
+#[test]
+fn write_html_writes_the_page_and_names_a_bad_path() {
+    let dir = scratch_dir("write");
+    let results = fixture();
+    let path = dir.join("report.html");
+    report::write_html(&results, &path).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        report::render(&results)
+    );
+    let bad = dir.join("missing-dir").join("report.html");
+    let err = report::write_html(&results, &bad).unwrap_err();
+    assert!(format!("{err:#}").contains("missing-dir"), "{err:#}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("coordinator-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ---- the headless browser check ----
+
+const CHROMIUM_LIMIT: Duration = Duration::from_secs(60);
+
+fn find_chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Runs chromium with its own process group, killing the group if it has
+/// not finished within [`CHROMIUM_LIMIT`] (and any helper it left behind
+/// once it has).
+fn run_chromium(chromium: &Path, dir: &Path, args: &[String], stdout: &Path) -> ExitStatus {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--hide-scrollbars",
+            "--disable-extensions",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(stdout).unwrap())
+        .stderr(std::fs::File::create(dir.join("chromium-stderr.txt")).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let group = child.id() as i32;
+    let deadline = Instant::now() + CHROMIUM_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: kill(2) on the process group this test created; it has no
+    // memory-safety preconditions.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
+    match status {
+        Some(s) => s,
+        None => {
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish within {CHROMIUM_LIMIT:?}; stderr in {}",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// Counts alerts from the very start, then (at the end of the body)
+/// writes what the browser made of the page into a `<pre>` that
+/// --dump-dom shows.
+const ALERT_TRAP: &str =
+    "<script>window.__alerts = 0; window.alert = function () { window.__alerts++; };</script>";
+const PROBE: &str = r#"<script>
+(function () {
+  var out = { svgs: [], scripts: document.scripts.length, alerts: window.__alerts,
+              literalTitle: document.title.indexOf('<script>') >= 0,
+              height: document.documentElement.scrollHeight,
+              verdict: (document.querySelector('.verdict') || {}).textContent || '' };
+  document.querySelectorAll('svg').forEach(function (s) {
+    var r = s.getBoundingClientRect();
+    var drawn = 0, lines = 0;
+    s.querySelectorAll('polyline').forEach(function (p) {
+      lines++;
+      var b = p.getBBox();
+      if (b.width > 0 || b.height > 0) drawn++;
+    });
+    out.svgs.push({ w: r.width, h: r.height, lines: lines, drawn: drawn,
+                    texts: s.querySelectorAll('text').length });
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>"#;
+
+#[test]
+fn the_page_renders_in_a_headless_browser() {
+    let Some(chromium) = find_chromium() else {
+        if std::env::var("REQUIRE_CHROMIUM").as_deref() == Ok("1") {
+            panic!("REQUIRE_CHROMIUM=1 but no chromium on PATH (apt-get install -y chromium)");
+        }
+        eprintln!("skipped: chromium is not installed (set REQUIRE_CHROMIUM=1 to fail instead)");
+        return;
+    };
+    let dir = scratch_dir("browser");
+    let html = report::render(&fixture());
+    let probed = html
+        .replacen("<head>", &format!("<head>{ALERT_TRAP}"), 1)
+        .replacen("</body>", &format!("{PROBE}</body>"), 1);
+    let page = dir.join("report.html");
+    std::fs::write(&page, &probed).unwrap();
+    let url = format!("file://{}", page.display());
+
+    let dom = dir.join("dom.html");
+    let status = run_chromium(
+        &chromium,
+        &dir,
+        &[
+            "--window-size=1280,1000".to_string(),
+            "--dump-dom".to_string(),
+            url.clone(),
+        ],
+        &dom,
+    );
+    assert!(status.success(), "chromium --dump-dom: {status}");
+    let dumped = std::fs::read_to_string(&dom).unwrap();
+    let probe = section(&dumped, "<pre id=\"probe\">", "</pre>")
+        .trim_start_matches("<pre id=\"probe\">")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let probe: serde_json::Value = serde_json::from_str(&probe).unwrap();
+
+    assert_eq!(probe["alerts"], 0, "a script of the page ran: {probe}");
+    assert_eq!(probe["scripts"], 2, "only the test's own scripts: {probe}");
+    assert_eq!(probe["literalTitle"], true, "{probe}");
+    assert_eq!(probe["verdict"], "FAIL");
+    let svgs = probe["svgs"].as_array().unwrap();
+    assert_eq!(svgs.len(), 2 * CHARTS_PER_PHASE, "{probe}");
+    for s in svgs {
+        let (w, h) = (s["w"].as_f64().unwrap(), s["h"].as_f64().unwrap());
+        assert!(w >= 400.0 && h >= 120.0, "chart laid out too small: {s}");
+        assert!((w / h - 720.0 / 250.0).abs() < 0.05, "chart distorted: {s}");
+        assert!(s["lines"].as_u64().unwrap() >= 1, "{s}");
+        assert_eq!(s["drawn"], s["lines"], "a line with an empty box: {s}");
+        assert!(
+            s["texts"].as_u64().unwrap() >= 8,
+            "axes without labels: {s}"
+        );
+    }
+
+    // A screenshot of the whole page, for people to look at.
+    let height = probe["height"].as_u64().unwrap_or(4000).clamp(1000, 16_000);
+    let shot = dir.join("report.png");
+    let status = run_chromium(
+        &chromium,
+        &dir,
+        &[
+            format!("--window-size=1280,{height}"),
+            format!("--screenshot={}", shot.display()),
+            url,
+        ],
+        &dir.join("screenshot-stdout.txt"),
+    );
+    assert!(status.success(), "chromium --screenshot: {status}");
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // a blank 1280-wide page compresses to a few kB; charts and tables do not
+    assert!(png.len() > 100_000, "screenshot is {} bytes", png.len());
+    // REPORT_SCREENSHOT=/tmp/x.png keeps the screenshot, and the page
+    // itself as /tmp/x.html, for a person to look at.
+    if let Some(keep) = std::env::var_os("REPORT_SCREENSHOT") {
+        let keep = PathBuf::from(keep);
+        std::fs::copy(&shot, &keep).unwrap();
+        std::fs::write(keep.with_extension("html"), &html).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
