@@ -125,7 +125,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         bail!("no target: the scenario has no target.urls; give --target URL or run with --local");
     }
 
-    let result = drive(&args, &loaded, planned, &token, urls, &output, lab.is_some() && args.local).await;
+    let result = drive(
+        &args,
+        &loaded,
+        planned,
+        &token,
+        urls,
+        &output,
+        lab.is_some() && args.local,
+    )
+    .await;
     stop_lab(&mut lab).await;
     let results = result?;
     let json = output.join("results.json");
@@ -134,7 +143,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     report::write_html(&results, &html)?;
     println!("{}", summary::render(&results));
     println!("results: {}\nreport:  {}", json.display(), html.display());
-    Ok(if results.passed { Exit::Passed } else { Exit::Failed })
+    Ok(if results.passed {
+        Exit::Passed
+    } else {
+        Exit::Failed
+    })
 }
 
 async fn stop_lab(lab: &mut Option<LocalLab>) {
@@ -155,9 +168,10 @@ async fn drive(
 ) -> anyhow::Result<Results> {
     let s = &loaded.scenario;
     let (events_tx, events) = mpsc::unbounded_channel();
-    let connecting = planned.iter().enumerate().map(|(i, p)| {
-        client::connect(i, &p.addr, token, events_tx.clone(), CONNECT_WITHIN)
-    });
+    let connecting = planned
+        .iter()
+        .enumerate()
+        .map(|(i, p)| client::connect(i, &p.addr, token, events_tx.clone(), CONNECT_WITHIN));
     let links = futures_util::future::join_all(connecting).await;
     drop(events_tx);
     let mut members = Vec::with_capacity(links.len());
@@ -182,6 +196,9 @@ async fn drive(
         if tokio::signal::ctrl_c().await.is_ok() {
             let _ = stop_tx.send(true);
         }
+        // Keep the sender: a dropped one would make `changed()` resolve
+        // at once, forever.
+        std::future::pending::<()>().await;
     });
     let live = Live::new(&s.name, s.phases.len(), members.len());
     let (_metrics_stop, metrics_stop) = watch::channel(false);
@@ -215,7 +232,10 @@ async fn drive(
 fn local_loads(s: &Scenario, n: usize) -> Vec<u64> {
     let mut loads = vec![0; n];
     for phase in &s.phases {
-        for (load, share) in loads.iter_mut().zip(split::shares(phase.connections, &vec![1.0; n])) {
+        for (load, share) in loads
+            .iter_mut()
+            .zip(split::shares(phase.connections, &vec![1.0; n]))
+        {
             *load = (*load).max(share);
         }
     }
@@ -244,8 +264,7 @@ async fn remote_agents(s: &Scenario) -> anyhow::Result<Vec<Planned>> {
             })
             .collect());
     }
-    Ok(s
-        .agents
+    Ok(s.agents
         .static_list
         .iter()
         .map(|a| match a {
@@ -273,10 +292,20 @@ fn output_dir(given: Option<&Path>, pattern: &str, name: &str) -> PathBuf {
         .chars()
         .filter(|c| c.is_ascii_digit())
         .collect();
-    let time = format!("{}-{}", &stamp[..8.min(stamp.len())], &stamp[8.min(stamp.len())..]);
+    let time = format!(
+        "{}-{}",
+        &stamp[..8.min(stamp.len())],
+        &stamp[8.min(stamp.len())..]
+    );
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     PathBuf::from(pattern.replace("{name}", &safe).replace("{time}", &time))
 }
@@ -291,6 +320,9 @@ mod tests {
         let s = d.to_string_lossy();
         assert!(s.starts_with("results/smoke_test_1-"), "{s}");
         assert_eq!(s.len(), "results/smoke_test_1-".len() + 15, "{s}");
-        assert_eq!(output_dir(Some(Path::new("x")), "y", "z"), PathBuf::from("x"));
+        assert_eq!(
+            output_dir(Some(Path::new("x")), "y", "z"),
+            PathBuf::from("x")
+        );
     }
 }

@@ -70,8 +70,7 @@ pub async fn connect(
     let config = WebSocketConfig::default()
         .max_message_size(Some(control::MAX_FRAME_BYTES))
         .max_frame_size(Some(control::MAX_FRAME_BYTES));
-    let connecting =
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     let (ws, _) = match tokio::time::timeout(timeout, connecting).await {
         Err(_) => bail!("agent {addr}: no answer within {timeout:?}"),
         Ok(Err(WsError::Http(resp))) => {
@@ -125,18 +124,22 @@ pub async fn connect(
                 Some(Err(e)) => break format!("control connection failed: {e}"),
                 Some(Ok(Message::Close(frame))) => {
                     break match frame {
-                        Some(f) if !f.reason.is_empty() => format!("closed the control connection: {}", f.reason),
+                        Some(f) if !f.reason.is_empty() => {
+                            format!("closed the control connection: {}", f.reason)
+                        }
                         _ => "closed the control connection".to_string(),
                     }
                 }
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<Report>(text.as_str()) {
-                    Ok(report) => {
-                        if events.send((index, Event::Report(report))).is_err() {
-                            return;
+                Some(Ok(Message::Text(text))) => {
+                    match serde_json::from_str::<Report>(text.as_str()) {
+                        Ok(report) => {
+                            if events.send((index, Event::Report(report))).is_err() {
+                                return;
+                            }
                         }
+                        Err(e) => break format!("sent an unreadable report: {e}"),
                     }
-                    Err(e) => break format!("sent an unreadable report: {e}"),
-                },
+                }
                 Some(Ok(_)) => {}
             }
         };

@@ -106,7 +106,10 @@ impl Live {
         let mut out = String::with_capacity(2048);
         let esc = promhttp::escape_label_value;
         let gauge = |out: &mut String, name: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         };
         let _ = writeln!(
             out,
@@ -125,26 +128,87 @@ impl Live {
                 i + 1
             );
         }
-        gauge(&mut out, "coordinator_phase", "Number of the phase running (1-based; 0 before the first and after the last).", s.phase_index.map_or(0, |i| i + 1).to_string());
-        gauge(&mut out, "coordinator_phases", "Phases in the scenario.", s.phases.to_string());
-        gauge(&mut out, "coordinator_target_connections", "Connection target of the running phase, all agents together.", s.target_connections.to_string());
-        gauge(&mut out, "coordinator_open_connections", "Connections open on all agents at the last complete second.", s.open_connections.to_string());
-        gauge(&mut out, "coordinator_agents", "Agents taking part.", s.agents.to_string());
-        gauge(&mut out, "coordinator_agents_failed", "Agents that died, dropped their control connection or refused a phase.", s.agents_failed.to_string());
+        gauge(
+            &mut out,
+            "coordinator_phase",
+            "Number of the phase running (1-based; 0 before the first and after the last).",
+            s.phase_index.map_or(0, |i| i + 1).to_string(),
+        );
+        gauge(
+            &mut out,
+            "coordinator_phases",
+            "Phases in the scenario.",
+            s.phases.to_string(),
+        );
+        gauge(
+            &mut out,
+            "coordinator_target_connections",
+            "Connection target of the running phase, all agents together.",
+            s.target_connections.to_string(),
+        );
+        gauge(
+            &mut out,
+            "coordinator_open_connections",
+            "Connections open on all agents at the last complete second.",
+            s.open_connections.to_string(),
+        );
+        gauge(
+            &mut out,
+            "coordinator_agents",
+            "Agents taking part.",
+            s.agents.to_string(),
+        );
+        gauge(
+            &mut out,
+            "coordinator_agents_failed",
+            "Agents that died, dropped their control connection or refused a phase.",
+            s.agents_failed.to_string(),
+        );
         let counters = [
-            ("coordinator_connects_total", "Connections established, all agents.", s.connects_ok),
-            ("coordinator_connect_errors_total", "Failed connects, all agents.", s.connect_errors),
-            ("coordinator_closes_unexpected_total", "Connections closed by the server or by errors.", s.closes_unexpected),
-            ("coordinator_messages_sent_total", "Messages sent, all agents.", s.messages_sent),
-            ("coordinator_messages_received_total", "Messages received, all agents.", s.messages_received),
-            ("coordinator_messages_lost_total", "Own messages that never came back.", s.messages_lost),
+            (
+                "coordinator_connects_total",
+                "Connections established, all agents.",
+                s.connects_ok,
+            ),
+            (
+                "coordinator_connect_errors_total",
+                "Failed connects, all agents.",
+                s.connect_errors,
+            ),
+            (
+                "coordinator_closes_unexpected_total",
+                "Connections closed by the server or by errors.",
+                s.closes_unexpected,
+            ),
+            (
+                "coordinator_messages_sent_total",
+                "Messages sent, all agents.",
+                s.messages_sent,
+            ),
+            (
+                "coordinator_messages_received_total",
+                "Messages received, all agents.",
+                s.messages_received,
+            ),
+            (
+                "coordinator_messages_lost_total",
+                "Own messages that never came back.",
+                s.messages_lost,
+            ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         }
         let _ = writeln!(out, "# HELP coordinator_latency_p99_seconds 99th percentile of the last complete second, all agents (the highest agent's p99: an upper bound).\n# TYPE coordinator_latency_p99_seconds gauge");
         for (kind, v) in &s.p99_seconds {
-            let _ = writeln!(out, "coordinator_latency_p99_seconds{{kind=\"{}\"}} {v}", esc(kind));
+            let _ = writeln!(
+                out,
+                "coordinator_latency_p99_seconds{{kind=\"{}\"}} {v}",
+                esc(kind)
+            );
         }
         let _ = writeln!(out, "# HELP coordinator_threshold_passing Whether each threshold checked so far held (1) or failed (0).\n# TYPE coordinator_threshold_passing gauge");
         for ((scope, expr), passed) in &s.thresholds {
@@ -157,8 +221,19 @@ impl Live {
             );
         }
         let failing = s.thresholds.values().filter(|p| !**p).count();
-        gauge(&mut out, "coordinator_thresholds_failing", "Thresholds checked so far that failed.", failing.to_string());
-        gauge(&mut out, "coordinator_run_passed", "The verdict: 1 passed, 0 failed, -1 still running.", s.passed.map_or("-1".to_string(), |p| u8::from(p).to_string()));
+        gauge(
+            &mut out,
+            "coordinator_thresholds_failing",
+            "Thresholds checked so far that failed.",
+            failing.to_string(),
+        );
+        gauge(
+            &mut out,
+            "coordinator_run_passed",
+            "The verdict: 1 passed, 0 failed, -1 still running.",
+            s.passed
+                .map_or("-1".to_string(), |p| u8::from(p).to_string()),
+        );
         drop(s);
         promhttp::process::render_process(&mut out);
         out

@@ -63,7 +63,9 @@ pub fn bin_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
 pub fn loopback_sources(k: usize, needed: u64, ports_per_address: u64) -> String {
     // Twice what the count needs, and at least 4: reconnects (churn) leave
     // ports in TIME_WAIT for a while.
-    let addresses = (needed * 2).div_ceil(ports_per_address.max(1)).clamp(4, 250);
+    let addresses = (needed * 2)
+        .div_ceil(ports_per_address.max(1))
+        .clamp(4, 250);
     let block = 2 + k as u64;
     let second = block % 256;
     let third = block / 256;
@@ -138,8 +140,9 @@ impl LocalLab {
                 .env("LOADGEN_AGENT_TOKEN", &self.token)
                 .env_remove("LOADGEN_ALLOW_TARGET");
             let line = self.spawn(&name, cmd, plan.logs).await?;
-            let addr = loadgen::agent::parse_ready_line(&line)
-                .with_context(|| format!("agent {name} printed {line:?} instead of its ready line"))?;
+            let addr = loadgen::agent::parse_ready_line(&line).with_context(|| {
+                format!("agent {name} printed {line:?} instead of its ready line")
+            })?;
             self.agents.push(addr.to_string());
             self.source_ips.push(sources);
         }

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => coordinator::scenario::validate_cmd(&args.file, args.local),
         Command::Run(args) => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("coordinator: starting the runtime: {e}");

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::progress::Mode;
 
 #[derive(Debug, Parser)]
-#[command(name = "coordinator", version, about = "Runs YAML load scenarios on loadgen agents and judges them")]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Runs YAML load scenarios on loadgen agents and judges them"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -61,7 +61,14 @@ impl Progress {
         }
     }
 
-    pub fn phase_started(&self, index: usize, phases: usize, name: &str, duration: Duration, target: u64) {
+    pub fn phase_started(
+        &self,
+        index: usize,
+        phases: usize,
+        name: &str,
+        duration: Duration,
+        target: u64,
+    ) {
         let header = format!("phase {}/{phases} {name}", index + 1);
         self.println(&format!(
             "{header}: {} connections for {}",
@@ -73,22 +80,32 @@ impl Progress {
         if !self.fancy {
             return;
         }
-        let style = ProgressStyle::with_template("{prefix:.bold} [{bar:24.cyan/blue}] {pos:>3}/{len}s {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style = ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:24.cyan/blue}] {pos:>3}/{len}s {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
         let bar = self.multi.add(ProgressBar::new(duration.as_secs().max(1)));
         bar.set_style(style);
         bar.set_prefix(header);
         bar.set_message("waiting for the first second…");
         let agents = self.multi.add(ProgressBar::new_spinner());
         agents.set_style(
-            ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template("  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         *self.bars.lock().unwrap_or_else(|e| e.into_inner()) = Some((bar, agents));
     }
 
     /// One merged second of the running phase.
-    pub fn second(&self, iv: &Interval, target: u64, elapsed: Duration, running: usize, failed: usize) {
+    pub fn second(
+        &self,
+        iv: &Interval,
+        target: u64,
+        elapsed: Duration,
+        running: usize,
+        failed: usize,
+    ) {
         let line = printer::progress_line(iv, target, elapsed);
         // progress_line starts with the elapsed seconds, which the bar shows.
         let figures = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
@@ -105,10 +122,21 @@ impl Progress {
             }
             return;
         }
-        let every = if self.mode == Mode::Plain { 1 } else { PLAIN_EVERY_SECS };
-        let n = self.seconds.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let every = if self.mode == Mode::Plain {
+            1
+        } else {
+            PLAIN_EVERY_SECS
+        };
+        let n = self
+            .seconds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         if self.mode != Mode::Never && n.is_multiple_of(every) {
-            let header = self.header.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let header = self
+                .header
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             eprintln!("[{header}] {line} | {health}");
         }
     }

@@ -79,6 +79,7 @@ pub struct Runner<'a> {
     failed: Vec<Option<String>>,
     /// Set by Ctrl-C or an aborting failure: no further phase starts.
     halted: bool,
+    ctrl_c: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -118,11 +119,13 @@ impl<'a> Runner<'a> {
             results,
             failed: vec![None; n],
             halted: false,
+            ctrl_c: false,
         }
     }
 
     /// Runs every phase (until a halt) and returns the judged results.
     pub async fn run(mut self) -> Results {
+        self.precheck().await;
         for index in 0..self.setup.scenario.phases.len() {
             if self.halted {
                 break;
@@ -174,7 +177,8 @@ impl<'a> Runner<'a> {
     }
 
     fn interrupt(&mut self) {
-        if !self.results.interrupted || !self.halted {
+        if !self.ctrl_c {
+            self.ctrl_c = true;
             self.results.failures.push(
                 "interrupted (Ctrl-C): every agent was stopped; the figures cover the run so far"
                     .to_string(),
@@ -192,8 +196,6 @@ impl<'a> Runner<'a> {
     async fn run_phase(&mut self, index: usize) -> PhaseResult {
         let scenario = self.setup.scenario;
         let phase = &scenario.phases[index];
-        let prefix = format!("{}p{}-", self.setup.room_prefix, index + 1);
-        let opts = split::phase_opts(&scenario.target, &self.setup.urls, phase, &prefix);
         let mut result = PhaseResult {
             index,
             name: phase.name.clone(),
@@ -203,47 +205,11 @@ impl<'a> Runner<'a> {
         };
         self.live.phase(index, &phase.name, phase.connections);
 
-        // Prepare until every agent with a share is ready; an agent that
-        // refuses fails, and under `continue` the others share its part.
-        let mut jobs: Vec<Option<PhaseJob>>;
-        let mut states;
-        loop {
-            let weights: Vec<f64> = (0..self.members.len())
-                .map(|i| if self.failed[i].is_none() { self.members[i].weight } else { 0.0 })
-                .collect();
-            let shares = split::shares(phase.connections, &weights);
-            let sources: Vec<Option<String>> =
-                self.members.iter().map(|m| m.source_ips.clone()).collect();
-            jobs = split::jobs(&opts, &shares, &sources);
-            states = vec![State::Idle; self.members.len()];
-            for (i, job) in jobs.iter().enumerate() {
-                if let Some(job) = job {
-                    if self.members[i].link.send(Order::Prepare {
-                        phase: index,
-                        job: Box::new(job.clone()),
-                    }) {
-                        states[i] = State::Preparing;
-                    } else {
-                        self.fail(i, "dropped its control connection".to_string());
-                    }
-                }
-            }
-            let refusals = self.await_ready(index, &mut states).await;
-            if self.halted || self.live_agents().is_empty() {
-                result.interrupted = true;
-                if self.live_agents().is_empty() && !self.halted {
-                    self.results
-                        .failures
-                        .push(format!("phase {:?}: no agent left to run it", phase.name));
-                    self.halted = true;
-                }
-                self.finish_phase(&mut result, &jobs, &mut Vec::new(), &mut Vec::new());
-                return result;
-            }
-            if refusals == 0 {
-                break;
-            }
-        }
+        let Some((jobs, mut states)) = self.prepare(index).await else {
+            result.interrupted = true;
+            self.finish_phase(&mut result, &[], &mut Vec::new(), &mut Vec::new());
+            return result;
+        };
 
         // The barrier: every share is ready; start them together.
         result.started_unix_ms = control::unix_ms();
@@ -257,8 +223,13 @@ impl<'a> Runner<'a> {
             }
         }
         let started = Instant::now();
-        self.progress
-            .phase_started(index, scenario.phases.len(), &phase.name, phase.duration, phase.connections);
+        self.progress.phase_started(
+            index,
+            scenario.phases.len(),
+            &phase.name,
+            phase.duration,
+            phase.connections,
+        );
         let deadline = started + phase.duration + phase.drain + ENGINE_GRACE + FINISH_SLACK;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; self.members.len()];
         let mut series: Vec<Vec<Interval>> = vec![Vec::new(); self.members.len()];
@@ -346,6 +317,69 @@ impl<'a> Runner<'a> {
         result
     }
 
+    /// Prepares phase `index` on every live agent until all with a share
+    /// are ready; an agent that refuses fails, and (under `continue`) the
+    /// others share its part. `None` when the run halted or no agent is
+    /// left.
+    async fn prepare(&mut self, index: usize) -> Option<(Vec<Option<PhaseJob>>, Vec<State>)> {
+        let scenario = self.setup.scenario;
+        let phase = &scenario.phases[index];
+        let prefix = format!("{}p{}-", self.setup.room_prefix, index + 1);
+        let opts = split::phase_opts(&scenario.target, &self.setup.urls, phase, &prefix);
+        loop {
+            let weights: Vec<f64> = (0..self.members.len())
+                .map(|i| {
+                    if self.failed[i].is_none() {
+                        self.members[i].weight
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let shares = split::shares(phase.connections, &weights);
+            let sources: Vec<Option<String>> =
+                self.members.iter().map(|m| m.source_ips.clone()).collect();
+            let jobs = split::jobs(&opts, &shares, &sources);
+            let mut states = vec![State::Idle; self.members.len()];
+            for (i, job) in jobs.iter().enumerate() {
+                if let Some(job) = job {
+                    if self.members[i].link.send(Order::Prepare {
+                        phase: index,
+                        job: Box::new(job.clone()),
+                    }) {
+                        states[i] = State::Preparing;
+                    } else {
+                        self.fail(i, "dropped its control connection".to_string());
+                    }
+                }
+            }
+            let refusals = self.await_ready(index, &mut states).await;
+            if self.live_agents().is_empty() && !self.halted {
+                self.results
+                    .failures
+                    .push(format!("phase {:?}: no agent left to run it", phase.name));
+                self.halted = true;
+            }
+            if self.halted {
+                return None;
+            }
+            if refusals == 0 {
+                return Some((jobs, states));
+            }
+        }
+    }
+
+    /// Before the first phase starts, every agent checks its share of every
+    /// phase, so an agent that cannot take one says so before anything
+    /// connects.
+    async fn precheck(&mut self) {
+        for index in 0..self.setup.scenario.phases.len() {
+            if self.prepare(index).await.is_none() {
+                return;
+            }
+        }
+    }
+
     /// Waits for Ready or Refused from every preparing agent; returns how
     /// many refused (each is failed).
     async fn await_ready(&mut self, index: usize, states: &mut [State]) -> usize {
@@ -428,10 +462,9 @@ impl<'a> Runner<'a> {
             if let Some(o) = outcome {
                 if !o.failures.is_empty() {
                     let why = o.failures.join("; ");
-                    self.results.failures.push(format!(
-                        "agent {}: {why}",
-                        self.members[i].link.label()
-                    ));
+                    self.results
+                        .failures
+                        .push(format!("agent {}: {why}", self.members[i].link.label()));
                     part.failure.get_or_insert(why);
                 }
                 part.figures = figures::phase_figures(&o.totals, o.held_after_ramp);

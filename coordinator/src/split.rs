@@ -18,7 +18,13 @@ pub fn shares(total: u64, weights: &[f64]) -> Vec<u64> {
     }
     let exact: Vec<f64> = weights
         .iter()
-        .map(|w| if w.is_finite() && *w > 0.0 { total as f64 * w / sum } else { 0.0 })
+        .map(|w| {
+            if w.is_finite() && *w > 0.0 {
+                total as f64 * w / sum
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mut out: Vec<u64> = exact.iter().map(|e| e.floor() as u64).collect();
     let mut left = total.saturating_sub(out.iter().sum());
@@ -73,7 +79,11 @@ pub fn phase_opts(target: &Target, urls: &[String], phase: &Phase, room_prefix: 
 /// One job per agent: consecutive slices sized by `shares`, with the ramp
 /// and in-flight cap scaled to each share so the phase as a whole ramps as
 /// asked. Agents with a zero share get no job (`None`).
-pub fn jobs(opts: &RunOpts, shares: &[u64], source_ips: &[Option<String>]) -> Vec<Option<PhaseJob>> {
+pub fn jobs(
+    opts: &RunOpts,
+    shares: &[u64],
+    source_ips: &[Option<String>],
+) -> Vec<Option<PhaseJob>> {
     let total = opts.connections.max(1) as f64;
     let mut first = 0;
     shares
@@ -123,8 +133,10 @@ mod tests {
             ..phase_opts(
                 &serde_yaml::from_str("urls: []").unwrap(),
                 &["ws://127.0.0.1:1/".to_string()],
-                &serde_yaml::from_str("{name: p, duration: 10s, connections: 3000, ramp: 600, max_inflight: 90}")
-                    .unwrap(),
+                &serde_yaml::from_str(
+                    "{name: p, duration: 10s, connections: 3000, ramp: 600, max_inflight: 90}",
+                )
+                .unwrap(),
                 "r-",
             )
         };
@@ -136,9 +148,16 @@ mod tests {
         );
         let jobs: Vec<PhaseJob> = jobs.into_iter().flatten().collect();
         assert_eq!(jobs.len(), 3);
-        assert_eq!((jobs[0].first, jobs[1].first, jobs[2].first), (0, 1000, 2000));
-        assert!(jobs.iter().all(|j| j.count == 1000 && j.opts.connections == 3000));
-        assert!(jobs.iter().all(|j| (j.opts.ramp - 200.0).abs() < 1e-9 && j.opts.max_inflight == 30));
+        assert_eq!(
+            (jobs[0].first, jobs[1].first, jobs[2].first),
+            (0, 1000, 2000)
+        );
+        assert!(jobs
+            .iter()
+            .all(|j| j.count == 1000 && j.opts.connections == 3000));
+        assert!(jobs
+            .iter()
+            .all(|j| (j.opts.ramp - 200.0).abs() < 1e-9 && j.opts.max_inflight == 30));
         assert_eq!(jobs[0].opts.source_ips.as_deref(), Some("127.0.1.1"));
         assert_eq!(jobs[1].opts.source_ips, None);
     }

@@ -22,10 +22,7 @@ pub fn render(results: &Results) -> String {
         out.push_str(&printer::summary(&phase.totals, &run_info(results, phase)));
         let _ = writeln!(out, "\nAgents");
         for a in &phase.agents {
-            let name = results
-                .agents
-                .get(a.agent)
-                .map_or("?", |r| r.name.as_str());
+            let name = results.agents.get(a.agent).map_or("?", |r| r.name.as_str());
             let held = a.totals.as_ref().map_or(0, |t| t.open_connections);
             let _ = write!(
                 out,
@@ -62,7 +59,11 @@ pub fn render(results: &Results) -> String {
         if results.passed { "PASS" } else { "FAIL" },
         results.thresholds.len() - failed,
         results.thresholds.len(),
-        if results.interrupted { ", run cut short" } else { "" }
+        if results.interrupted {
+            ", run cut short"
+        } else {
+            ""
+        }
     );
     out
 }

@@ -18,7 +18,10 @@ fn smoke() -> PathBuf {
 }
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 #[test]
@@ -27,7 +30,13 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
     let metrics = free_port();
     let started = Instant::now();
     let child = Command::new(COORDINATOR)
-        .args(["run", smoke().to_str().unwrap(), "--local", "--progress", "plain"])
+        .args([
+            "run",
+            smoke().to_str().unwrap(),
+            "--local",
+            "--progress",
+            "plain",
+        ])
         .args(["-o", out_dir.to_str().unwrap()])
         .args(["--metrics-listen", &metrics.to_string()])
         .stdout(Stdio::piped())
@@ -38,12 +47,17 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
     // Scrape while the phase runs: the run's own figures, valid for the
     // real promtool.
     let scraped = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if let Ok((200, text)) = testkit::http_get(metrics, "/metrics").await {
-                    let Ok(exp) = Exposition::parse(&text) else { continue };
+                    let Ok(exp) = Exposition::parse(&text) else {
+                        continue;
+                    };
                     if exp.get("coordinator_phase", &[]) == Some(1.0)
                         && exp.get("coordinator_open_connections", &[]).unwrap_or(0.0) > 0.0
                     {
@@ -72,8 +86,14 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
     assert!(out.status.success(), "{show}");
     assert!(took < Duration::from_secs(100), "took {took:?}");
 
-    let (exp, text) = scraped.join().unwrap().expect("live metrics during the phase");
-    assert_eq!(exp.value("coordinator_target_connections", &[]).unwrap(), 3000.0);
+    let (exp, text) = scraped
+        .join()
+        .unwrap()
+        .expect("live metrics during the phase");
+    assert_eq!(
+        exp.value("coordinator_target_connections", &[]).unwrap(),
+        3000.0
+    );
     assert!(exp.has("coordinator_messages_sent_total"));
     assert_eq!(exp.value("coordinator_run_passed", &[]).unwrap(), -1.0);
     assert!(promhttp::promtool::assert_valid(&text));

@@ -2,6 +2,7 @@
 //! server, real `loadgen agent`s, the real coordinator binary. Merged
 //! figures must be exact, failures must be named and bounded in time.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,7 +38,10 @@ fn temp_dir() -> PathBuf {
 /// A scenario file for `agents` against `url`, with `phases` and
 /// `extra` YAML appended verbatim.
 fn scenario(dir: &Path, url: &str, agents: &[&AgentProcess], body: &str) -> PathBuf {
-    let list: Vec<String> = agents.iter().map(|a| format!("    - \"{}\"", a.addr)).collect();
+    let list: Vec<String> = agents
+        .iter()
+        .map(|a| format!("    - \"{}\"", a.addr))
+        .collect();
     let text = format!(
         "name: test\ntarget:\n  urls: [\"{url}\"]\n  workload: chat-binary\nagents:\n  static:\n{}\n{body}",
         list.join("\n")
@@ -67,7 +71,11 @@ fn coordinator(args: &[&str], limit: Duration) -> (Output, Duration) {
     let _ = &watchdog;
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
-    assert!(took < limit, "the coordinator hung: killed after {limit:?}\n{}", show(&out));
+    assert!(
+        took < limit,
+        "the coordinator hung: killed after {limit:?}\n{}",
+        show(&out)
+    );
     (out, took)
 }
 
@@ -99,10 +107,22 @@ fn three_agents_merge_exactly() {
     let body = format!(
         "{STEADY}    thresholds: [\"connections_held >= 300\"]\n  - name: second\n    duration: 2s\n    connections: 150\n    ramp: 1000\n    rooms: 3\n    chatters: 0.2\n    rate: 4\n    drain: 1s\nthresholds: [\"messages_lost == 0\", \"connect_errors == 0\"]\n"
     );
-    let file = scenario(&dir, &server.url(), &agents.iter().collect::<Vec<_>>(), &body);
+    let file = scenario(
+        &dir,
+        &server.url(),
+        &agents.iter().collect::<Vec<_>>(),
+        &body,
+    );
     let out_dir = dir.join("out");
     let (out, _) = coordinator(
-        &["run", file.to_str().unwrap(), "-o", out_dir.to_str().unwrap(), "--progress", "never"],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--progress",
+            "never",
+        ],
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "{}", show(&out));
@@ -112,7 +132,11 @@ fn three_agents_merge_exactly() {
     assert_eq!(results.phases.len(), 2);
     for phase in &results.phases {
         assert_eq!(phase.agents.len(), 3, "{}", phase.name);
-        let parts: Vec<&Totals> = phase.agents.iter().map(|a| a.totals.as_ref().unwrap()).collect();
+        let parts: Vec<&Totals> = phase
+            .agents
+            .iter()
+            .map(|a| a.totals.as_ref().unwrap())
+            .collect();
         // Slices tile the phase's numbering.
         let mut next = 0;
         for a in &phase.agents {
@@ -142,7 +166,11 @@ fn three_agents_merge_exactly() {
             let merged = &t.latencies[kind];
             assert_eq!(merged.count, all.len(), "{kind}");
             assert!(merged.count > 0, "{kind}");
-            for (q, got) in [(50.0, merged.p50_ms), (99.0, merged.p99_ms), (99.9, merged.p999_ms)] {
+            for (q, got) in [
+                (50.0, merged.p50_ms),
+                (99.0, merged.p99_ms),
+                (99.9, merged.p999_ms),
+            ] {
                 let want = all.value_at_quantile(q / 100.0) as f64 / 1000.0;
                 assert_eq!(got, want, "{kind} p{q}");
             }
@@ -172,7 +200,14 @@ fn a_failing_threshold_fails_the_run_and_says_by_how_much() {
     let file = scenario(&dir, &server.url(), &[&a], &body);
     let out_dir = dir.join("out");
     let (out, _) = coordinator(
-        &["run", file.to_str().unwrap(), "-o", out_dir.to_str().unwrap(), "--progress", "never"],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--progress",
+            "never",
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -184,7 +219,10 @@ fn a_failing_threshold_fails_the_run_and_says_by_how_much() {
     let failed: Vec<_> = results.thresholds.iter().filter(|t| !t.passed).collect();
     assert_eq!(failed.len(), 1);
     assert!(failed[0].value.unwrap() > 0.001);
-    assert!(results.thresholds.iter().any(|t| t.passed && t.metric == "messages_lost"));
+    assert!(results
+        .thresholds
+        .iter()
+        .any(|t| t.passed && t.metric == "messages_lost"));
 }
 
 #[test]
@@ -194,7 +232,12 @@ fn a_killed_agent_is_named_and_the_run_ends() {
     let victim = agents[1].addr.to_string();
     let dir = temp_dir();
     let body = "phases:\n  - name: long\n    duration: 60s\n    connections: 90\n    ramp: 1000\n    rooms: 3\n    chatters: 0.1\n    rate: 2\n    drain: 0s\n";
-    let file = scenario(&dir, &server.url(), &agents.iter().collect::<Vec<_>>(), body);
+    let file = scenario(
+        &dir,
+        &server.url(),
+        &agents.iter().collect::<Vec<_>>(),
+        body,
+    );
     let out_dir = dir.join("out");
     let killer = {
         let pid = agents[1].child.id();
@@ -205,7 +248,14 @@ fn a_killed_agent_is_named_and_the_run_ends() {
         })
     };
     let (out, took) = coordinator(
-        &["run", file.to_str().unwrap(), "-o", out_dir.to_str().unwrap(), "--progress", "never"],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--progress",
+            "never",
+        ],
         Duration::from_secs(45),
     );
     killer.join().unwrap();
@@ -215,7 +265,10 @@ fn a_killed_agent_is_named_and_the_run_ends() {
     let results = Results::read_json(&out_dir.join("results.json")).unwrap();
     assert!(results.interrupted && !results.passed);
     assert!(
-        results.failures.iter().any(|f| f.contains(&victim) && f.contains("during phase")),
+        results
+            .failures
+            .iter()
+            .any(|f| f.contains(&victim) && f.contains("during phase")),
         "{:?}",
         results.failures
     );
@@ -223,7 +276,10 @@ fn a_killed_agent_is_named_and_the_run_ends() {
     assert!(phase.agents[1].failure.is_some());
     // The survivors were stopped and still delivered their figures.
     for i in [0, 2] {
-        let t = phase.agents[i].totals.as_ref().expect("a survivor's totals");
+        let t = phase.agents[i]
+            .totals
+            .as_ref()
+            .expect("a survivor's totals");
         assert_eq!(t.connects_ok, 30);
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -236,7 +292,12 @@ fn under_continue_the_others_finish_the_phase() {
     let mut agents = [agent(), agent()];
     let dir = temp_dir();
     let body = "on_agent_failure: continue\nphases:\n  - name: p\n    duration: 6s\n    connections: 40\n    ramp: 1000\n    rooms: 2\n    chatters: 0.1\n    rate: 2\n    drain: 0s\n";
-    let file = scenario(&dir, &server.url(), &agents.iter().collect::<Vec<_>>(), body);
+    let file = scenario(
+        &dir,
+        &server.url(),
+        &agents.iter().collect::<Vec<_>>(),
+        body,
+    );
     let out_dir = dir.join("out");
     let pid = agents[0].child.id();
     let killer = std::thread::spawn(move || {
@@ -245,7 +306,14 @@ fn under_continue_the_others_finish_the_phase() {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     });
     let (out, _) = coordinator(
-        &["run", file.to_str().unwrap(), "-o", out_dir.to_str().unwrap(), "--progress", "never"],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--progress",
+            "never",
+        ],
         Duration::from_secs(45),
     );
     killer.join().unwrap();
@@ -254,7 +322,10 @@ fn under_continue_the_others_finish_the_phase() {
     let results = Results::read_json(&out_dir.join("results.json")).unwrap();
     assert!(!results.interrupted, "continue does not cut the run short");
     let survivor = results.phases[0].agents[1].totals.as_ref().unwrap();
-    assert_eq!(survivor.open_connections, 20, "the survivor held its share to the end");
+    assert_eq!(
+        survivor.open_connections, 20,
+        "the survivor held its share to the end"
+    );
     assert!(results.phases[0].intervals.len() >= 6);
 }
 
@@ -264,11 +335,23 @@ fn ctrl_c_stops_every_agent_and_still_writes_the_results() {
     let agents = [agent(), agent()];
     let dir = temp_dir();
     let body = "phases:\n  - name: long\n    duration: 60s\n    connections: 40\n    ramp: 1000\n    rooms: 2\n    chatters: 0.1\n    rate: 2\n    drain: 0s\n";
-    let file = scenario(&dir, &server.url(), &agents.iter().collect::<Vec<_>>(), body);
+    let file = scenario(
+        &dir,
+        &server.url(),
+        &agents.iter().collect::<Vec<_>>(),
+        body,
+    );
     let out_dir = dir.join("out");
     let started = Instant::now();
     let child = Command::new(COORDINATOR)
-        .args(["run", file.to_str().unwrap(), "-o", out_dir.to_str().unwrap(), "--progress", "plain"])
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--progress",
+            "plain",
+        ])
         .env("LOADGEN_AGENT_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -278,7 +361,11 @@ fn ctrl_c_stops_every_agent_and_still_writes_the_results() {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(30), "{}", show(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{}",
+        show(&out)
+    );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let results = Results::read_json(&out_dir.join("results.json")).unwrap();
     assert!(results.interrupted);
@@ -291,14 +378,68 @@ fn ctrl_c_stops_every_agent_and_still_writes_the_results() {
 
 #[test]
 fn a_wrong_token_fails_before_the_run() {
-    let a = AgentProcess::spawn(&testkit::workspace_bin("loadgen"), "another-token-entirely", &[]).unwrap();
+    let a = AgentProcess::spawn(
+        &testkit::workspace_bin("loadgen"),
+        "another-token-entirely",
+        &[],
+    )
+    .unwrap();
     let dir = temp_dir();
     let file = scenario(&dir, "ws://127.0.0.1:9/", &[&a], STEADY);
     let (out, _) = coordinator(
-        &["run", file.to_str().unwrap(), "-o", dir.join("out").to_str().unwrap()],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            dir.join("out").to_str().unwrap(),
+        ],
         Duration::from_secs(30),
     );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("401") && stderr.contains(&a.addr.to_string()), "{stderr}");
+    assert!(
+        stderr.contains("401") && stderr.contains(&a.addr.to_string()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_agent_that_cannot_take_its_share_says_so_before_anything_connects() {
+    let agents = [agent(), agent()];
+    // Nothing may connect: the target accepts nothing and shows any attempt.
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    target.set_nonblocking(true).unwrap();
+    let url = format!("ws://{}/", target.local_addr().unwrap());
+    let dir = temp_dir();
+    // The second phase needs a source address this host does not have.
+    let text = format!(
+        "name: refusal\ntarget:\n  urls: [\"{url}\"]\nagents:\n  static:\n    - \"{}\"\n    - addr: \"{}\"\n      source_ips: 192.0.2.1\nphases:\n  - name: fine\n    duration: 2s\n    connections: 10\n  - name: later\n    duration: 2s\n    connections: 10\n",
+        agents[0].addr, agents[1].addr
+    );
+    let file = dir.join("s.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out_dir = dir.join("out");
+    let (out, _) = coordinator(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--progress",
+            "never",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let results = Results::read_json(&out_dir.join("results.json")).unwrap();
+    assert!(results.phases.is_empty(), "no phase started");
+    let refused = results.agents[1].failure.as_deref().unwrap_or_default();
+    assert!(
+        refused.contains("cannot take its share") && refused.contains("192.0.2.1"),
+        "{refused}"
+    );
+    assert!(
+        matches!(target.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a connection was attempted"
+    );
 }

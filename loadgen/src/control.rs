@@ -77,16 +77,30 @@ pub struct AgentInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Report {
-    Hello { agent: AgentInfo },
+    Hello {
+        agent: AgentInfo,
+    },
     /// The phase fits; `processes` worker processes will carry it.
-    Ready { phase: usize, processes: u64 },
+    Ready {
+        phase: usize,
+        processes: u64,
+    },
     /// The phase cannot run here, and why (a refused target, addresses,
     /// ports or file limits too small for the share, bad options).
-    Refused { phase: usize, error: String },
+    Refused {
+        phase: usize,
+        error: String,
+    },
     /// The phase started; `unix_ms` is the agent's clock, for the report.
-    Started { phase: usize, unix_ms: u64 },
+    Started {
+        phase: usize,
+        unix_ms: u64,
+    },
     /// One second of the phase.
-    Interval { phase: usize, interval: Interval },
+    Interval {
+        phase: usize,
+        interval: Interval,
+    },
     /// The phase ended; the outcome's totals carry the histograms.
     Done {
         phase: usize,
@@ -94,7 +108,9 @@ pub enum Report {
     },
     /// An order the agent could not follow (out of order, unreadable);
     /// the session goes on.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// Milliseconds since the Unix epoch, for reports.

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use loadgen::agent::{self, AgentOpts};
 use loadgen::engine::{self, Outcome, Plan};
 use loadgen::multiproc::{self, Job, WorkerLine};
 use loadgen::opts::{Cli, Command, Progress, RunOpts};
-use loadgen::agent::{self, AgentOpts};
 use loadgen::{capacity, printer, report, verdict};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;

@@ -284,11 +284,7 @@ impl IntervalMerger {
     fn complete(&mut self) -> Vec<Interval> {
         let mut out = Vec::new();
         while let Some((&k, _)) = self.pending.first_key_value() {
-            let all_in = self
-                .seen
-                .iter()
-                .zip(&self.ended)
-                .all(|(&s, &e)| s > k || e);
+            let all_in = self.seen.iter().zip(&self.ended).all(|(&s, &e)| s > k || e);
             if !all_in {
                 break;
             }

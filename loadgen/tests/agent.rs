@@ -7,11 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chat_server, silent_listener, no_connections, LOADGEN};
+use clap::Parser;
+use common::{chat_server, no_connections, silent_listener, LOADGEN};
 use futures_util::{SinkExt, StreamExt};
 use loadgen::control::{Order, PhaseJob, Report, PATH, VERSION};
 use loadgen::opts::{Cli, Command};
-use clap::Parser;
 use testkit::AgentProcess;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -35,7 +35,9 @@ async fn control(agent: &AgentProcess, auth: Option<&str>) -> Result<Ws, WsError
         req.headers_mut()
             .insert("authorization", auth.parse().unwrap());
     }
-    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 fn status(err: WsError) -> u16 {
@@ -104,14 +106,26 @@ async fn the_token_is_required() {
         401
     );
     assert_eq!(
-        status(control(&a, Some(&format!("Bearer {TOKEN}x"))).await.unwrap_err()),
+        status(
+            control(&a, Some(&format!("Bearer {TOKEN}x")))
+                .await
+                .unwrap_err()
+        ),
         401
     );
-    assert_eq!(status(control(&a, Some(TOKEN)).await.unwrap_err()), 401, "the Bearer scheme is required");
+    assert_eq!(
+        status(control(&a, Some(TOKEN)).await.unwrap_err()),
+        401,
+        "the Bearer scheme is required"
+    );
     // The right token works, and only one coordinator at a time.
     let _first = session(&a).await;
     assert_eq!(
-        status(control(&a, Some(&format!("Bearer {TOKEN}"))).await.unwrap_err()),
+        status(
+            control(&a, Some(&format!("Bearer {TOKEN}")))
+                .await
+                .unwrap_err()
+        ),
         409
     );
 }
@@ -150,7 +164,9 @@ async fn targets_outside_the_allow_list_are_refused_before_connecting() {
 async fn bad_orders_are_answered_and_the_session_goes_on() {
     let a = agent(&[]);
     let mut ws = session(&a).await;
-    ws.send(Message::text("{\"type\":\"launch\"}")).await.unwrap();
+    ws.send(Message::text("{\"type\":\"launch\"}"))
+        .await
+        .unwrap();
     assert!(matches!(recv(&mut ws).await, Report::Error { .. }));
     ws.send(Message::text("not json")).await.unwrap();
     assert!(matches!(recv(&mut ws).await, Report::Error { .. }));
@@ -195,14 +211,40 @@ async fn a_prepared_phase_runs_and_reports_its_histograms() {
         100,
         50,
         &[
-            "--duration", "2s", "--drain", "1s", "--rooms", "5", "--chatters", "0.2", "--rate",
-            "5", "--json", "/tmp/agent-must-not-write-this.json",
+            "--duration",
+            "2s",
+            "--drain",
+            "1s",
+            "--rooms",
+            "5",
+            "--chatters",
+            "0.2",
+            "--rate",
+            "5",
+            "--json",
+            "/tmp/agent-must-not-write-this.json",
         ],
     );
-    send(&mut ws, &Order::Prepare { phase: 0, job: Box::new(j) }).await;
-    assert!(matches!(recv(&mut ws).await, Report::Ready { phase: 0, processes: 1 }));
+    send(
+        &mut ws,
+        &Order::Prepare {
+            phase: 0,
+            job: Box::new(j),
+        },
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        Report::Ready {
+            phase: 0,
+            processes: 1
+        }
+    ));
     send(&mut ws, &Order::Start { phase: 0 }).await;
-    assert!(matches!(recv(&mut ws).await, Report::Started { phase: 0, .. }));
+    assert!(matches!(
+        recv(&mut ws).await,
+        Report::Started { phase: 0, .. }
+    ));
     let mut seconds = 0;
     let mut sent = 0;
     let outcome = loop {
@@ -236,8 +278,21 @@ async fn a_vanished_coordinator_stops_the_phase() {
     let server = chat_server();
     let a = agent(&[]);
     let mut ws = session(&a).await;
-    let j = job(&server.url(), 20, 0, 20, &["--duration", "60s", "--drain", "0s"]);
-    send(&mut ws, &Order::Prepare { phase: 0, job: Box::new(j) }).await;
+    let j = job(
+        &server.url(),
+        20,
+        0,
+        20,
+        &["--duration", "60s", "--drain", "0s"],
+    );
+    send(
+        &mut ws,
+        &Order::Prepare {
+            phase: 0,
+            job: Box::new(j),
+        },
+    )
+    .await;
     assert!(matches!(recv(&mut ws).await, Report::Ready { .. }));
     send(&mut ws, &Order::Start { phase: 0 }).await;
     assert!(matches!(recv(&mut ws).await, Report::Started { .. }));
@@ -250,7 +305,10 @@ async fn a_vanished_coordinator_stops_the_phase() {
             Ok(_) => break,
             Err(e) => {
                 assert_eq!(status(e), 409);
-                assert!(std::time::Instant::now() < deadline, "the phase never stopped");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the phase never stopped"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -81,7 +81,11 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts `bin agent --listen 127.0.0.1:0 --token TOKEN ARGS...` and
     /// reads its ready line.
-    pub fn spawn(bin: &std::path::Path, token: &str, args: &[&str]) -> anyhow::Result<AgentProcess> {
+    pub fn spawn(
+        bin: &std::path::Path,
+        token: &str,
+        args: &[&str],
+    ) -> anyhow::Result<AgentProcess> {
         let mut child = Command::new(bin)
             .args(["agent", "--listen", "127.0.0.1:0", "--token", token])
             .args(args)

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
 
-pub use allow::{refused as refused_target, Allowed, AllowError, DEFAULT as DEFAULT_ALLOW};
+pub use allow::{refused as refused_target, AllowError, Allowed, DEFAULT as DEFAULT_ALLOW};
 
 use crate::control::{self, AgentInfo};
 
@@ -88,7 +88,9 @@ pub async fn serve(
         anyhow::bail!("--token is empty: the agent needs a secret shared with the coordinator");
     }
     if opts.token.len() < 16 {
-        warn!("the agent token is shorter than 16 characters: fine on loopback, weak anywhere else");
+        warn!(
+            "the agent token is shorter than 16 characters: fine on loopback, weak anywhere else"
+        );
     }
     let allow = Allowed::parse_list(&opts.allow_target)?;
     let nofile = crate::capacity::raise_nofile();
@@ -150,7 +152,10 @@ async fn handle(
     let mut claimed = false;
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != control::PATH {
-            return Err(refuse(StatusCode::NOT_FOUND, "the control endpoint is /control"));
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                "the control endpoint is /control",
+            ));
         }
         let presented = req
             .headers()
@@ -160,7 +165,10 @@ async fn handle(
             .unwrap_or("");
         if !same_secret(presented.as_bytes(), shared.token.as_bytes()) {
             warn!(%peer, "control connection refused: missing or wrong token");
-            return Err(refuse(StatusCode::UNAUTHORIZED, "missing or wrong agent token"));
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong agent token",
+            ));
         }
         if shared.busy.swap(true, Ordering::AcqRel) {
             return Err(refuse(

@@ -219,7 +219,13 @@ async fn prepare(phase: usize, mut job: PhaseJob, shared: &Shared) -> anyhow::Re
 fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>) -> Running {
     let (stop, stop_rx) = watch::channel(false);
     let phase = p.phase;
-    info!(phase, first = p.job.first, count = p.job.count, processes = p.processes, "phase starting");
+    info!(
+        phase,
+        first = p.job.first,
+        count = p.job.count,
+        processes = p.processes,
+        "phase starting"
+    );
     let task = tokio::spawn(async move {
         let job = p.job;
         let slice = job.first..job.first + job.count;
