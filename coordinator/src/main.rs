@@ -18,7 +18,18 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate(args) => coordinator::scenario::validate_cmd(&args.file, args.local),
+        Command::Validate(args) => {
+            match coordinator::scenario::validate_cmd(&args.file, args.local) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Run(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -135,6 +135,40 @@ pub fn parse_targets(urls: &[String]) -> Result<Vec<Target>, TargetError> {
 
 /// Parses and resolves one URL (see [`parse_targets`]).
 pub fn parse_target(url: &str) -> Result<Target, TargetError> {
+    let parts = parse_url(url)?;
+    let addr = match parts.ip {
+        Some(ip) => SocketAddr::new(ip, parts.port),
+        None => resolve(&parts.host, parts.port)?,
+    };
+    let host_header = if parts.port == parts.scheme.default_port() {
+        parts.host
+    } else {
+        format!("{}:{}", parts.host, parts.port)
+    };
+    Ok(Target {
+        scheme: parts.scheme,
+        host: host_header,
+        addr,
+        path_and_query: parts.path_and_query,
+    })
+}
+
+/// A URL checked but not resolved, so files naming hosts that only exist
+/// where they will run (a lab's DNS) can be validated anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlParts {
+    pub scheme: Scheme,
+    /// The host as written (an IPv6 literal in brackets), without port.
+    pub host: String,
+    /// The host's address when it is an IP literal.
+    pub ip: Option<IpAddr>,
+    /// The port, the scheme's default when none is written.
+    pub port: u16,
+    pub path_and_query: String,
+}
+
+/// Checks one URL the way [`parse_target`] does, without resolving it.
+pub fn parse_url(url: &str) -> Result<UrlParts, TargetError> {
     let url = url.trim();
     if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(TargetError::BadChar(url.to_string()));
@@ -211,19 +245,11 @@ pub fn parse_target(url: &str) -> Result<Target, TargetError> {
             })?,
     };
 
-    let addr = match literal {
-        Some(ip) => SocketAddr::new(ip, port),
-        None => resolve(host, port)?,
-    };
-    let host_header = if port == scheme.default_port() {
-        host.to_string()
-    } else {
-        format!("{host}:{port}")
-    };
-    Ok(Target {
+    Ok(UrlParts {
         scheme,
-        host: host_header,
-        addr,
+        host: host.to_string(),
+        ip: literal,
+        port,
         path_and_query: request_target(tail),
     })
 }
@@ -490,5 +516,33 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("no-such-host.invalid"), "{e}");
+    }
+
+    #[test]
+    fn parse_url_checks_without_resolving() {
+        // A name that never resolves still parses: only its syntax is checked.
+        let parts = parse_url("wss://no-such-host.invalid/chat?x=1#f").unwrap();
+        assert_eq!(
+            parts,
+            UrlParts {
+                scheme: Scheme::Wss,
+                host: "no-such-host.invalid".into(),
+                ip: None,
+                port: 443,
+                path_and_query: "/chat?x=1".into(),
+            }
+        );
+        let parts = parse_url("ws://[::1]:9000").unwrap();
+        assert_eq!(parts.host, "[::1]");
+        assert_eq!(parts.ip, Some("::1".parse().unwrap()));
+        assert_eq!(parts.port, 9000);
+        assert!(matches!(
+            parse_url("http://example.com/"),
+            Err(TargetError::NotWebSocket(_))
+        ));
+        assert!(matches!(
+            parse_url("ws://example.com:0/"),
+            Err(TargetError::BadPort { .. })
+        ));
     }
 }

@@ -202,18 +202,36 @@ fn default_dir() -> String {
 mod humantime_serde_compat {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt;
+
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
+    /// Parsed inside a visitor, so that serde_yaml marks an error with the
+    /// value's own line and key rather than its enclosing mapping's.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration ({e}); write e.g. \"30s\" or \"2m\""
-            ))
-        })
+        d.deserialize_str(DurationVisitor)
+    }
+
+    struct DurationVisitor;
+
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a duration such as \"30s\" or \"2m\"")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            humantime::parse_duration(text).map_err(|e| {
+                E::custom(format!(
+                    "{text:?} is not a duration ({e}); write e.g. \"30s\" or \"2m\""
+                ))
+            })
+        }
     }
 }
