@@ -242,7 +242,7 @@ impl<'a> Runner<'a> {
         let mut last_heard: Vec<Instant> = vec![Instant::now(); self.members.len()];
         let mut stop_deadline: Option<Instant> = None;
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
-        while states.iter().any(|s| *s == State::Running) {
+        while states.contains(&State::Running) {
             let until = stop_deadline.map_or(deadline, |d| d.min(deadline));
             tokio::select! {
                 event = self.events.recv() => {
@@ -301,10 +301,10 @@ impl<'a> Runner<'a> {
                     }
                 }
                 _ = tokio::time::sleep_until(until.into()) => {
-                    for i in 0..self.members.len() {
-                        if states[i] == State::Running {
+                    for (i, state) in states.iter_mut().enumerate() {
+                        if *state == State::Running {
                             self.fail(i, format!("did not finish phase {:?} in time", phase.name));
-                            states[i] = State::Done;
+                            *state = State::Done;
                         }
                     }
                 }
@@ -385,7 +385,7 @@ impl<'a> Runner<'a> {
     async fn await_ready(&mut self, index: usize, states: &mut [State]) -> usize {
         let deadline = Instant::now() + PREPARE_WITHIN;
         let mut refusals = 0;
-        while states.iter().any(|s| *s == State::Preparing) && !self.halted {
+        while states.contains(&State::Preparing) && !self.halted {
             tokio::select! {
                 event = self.events.recv() => {
                     let Some((i, event)) = event else { break };

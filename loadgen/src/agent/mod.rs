@@ -150,6 +150,8 @@ async fn handle(
 ) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut claimed = false;
+    // The Err type is fixed by tungstenite's handshake callback.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != control::PATH {
             return Err(refuse(
@@ -209,6 +211,7 @@ async fn handle(
     result
 }
 
+#[allow(clippy::result_large_err)]
 fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
     let mut resp = ErrorResponse::new(Some(format!("{why}\n")));
     *resp.status_mut() = status;
