@@ -35,7 +35,8 @@ pub fn local_agents_needed(s: &Scenario, m: &Machine) -> u32 {
         (None, n) => n as u64,
     }
     .max(1);
-    let per_agent = m.nofile.saturating_sub(RESERVED_FDS).max(1);
+    // What one agent process holds without splitting into worker processes.
+    let per_agent = loadgen::multiproc::per_process(m.nofile);
     let needed = most_connections(s).div_ceil(per_agent);
     u32::try_from(asked.max(needed)).unwrap_or(u32::MAX)
 }
@@ -171,10 +172,11 @@ mod tests {
             local_agents_needed(&s, &Machine { nofile, ..MACHINE })
         };
         assert_eq!(needed("  local: 3", 3000, 20_000), 3);
-        // 19,936 slots per agent at 20,000 files: 100,000 need 6.
+        // 19,920 slots per agent process at 20,000 files (loadgen keeps 80
+        // for itself): 100,000 need 6.
         assert_eq!(needed("  local: 3", 100_000, 20_000), 6);
-        assert_eq!(needed("  local: 3", 19_936 * 3, 20_000), 3);
-        assert_eq!(needed("  local: 3", 19_936 * 3 + 1, 20_000), 4);
+        assert_eq!(needed("  local: 3", 19_920 * 3, 20_000), 3);
+        assert_eq!(needed("  local: 3", 19_920 * 3 + 1, 20_000), 4);
         assert_eq!(needed("  static: [a:1, b:1, c:1, d:1]", 10, 20_000), 4);
         assert_eq!(needed("  dns: agents:7070", 10, 20_000), 1);
         assert_eq!(needed("  local: 0", 10, 20_000), 1);
