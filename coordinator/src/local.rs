@@ -138,9 +138,10 @@ impl LocalLab {
             let mut cmd = Command::new(plan.bin_dir.join("loadgen"));
             cmd.args(["agent", "--listen", "127.0.0.1:0", "--name", &name])
                 .env("LOADGEN_AGENT_TOKEN", &self.token)
-                .env_remove("LOADGEN_ALLOW_TARGET");
+                .env_remove("LOADGEN_ALLOW_TARGET")
+                .env_remove("LOADGEN_METRICS_LISTEN");
             let line = self.spawn(&name, cmd, plan.logs).await?;
-            let addr = loadgen::agent::parse_ready_line(&line).with_context(|| {
+            let (addr, _) = loadgen::agent::parse_ready_line(&line).with_context(|| {
                 format!("agent {name} printed {line:?} instead of its ready line")
             })?;
             self.agents.push(addr.to_string());

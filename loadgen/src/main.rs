@@ -91,6 +91,7 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
             multiproc::run(
                 multiproc::jobs(&opts, processes),
                 plan.metrics,
+                None,
                 stop,
                 progress,
             )
@@ -124,7 +125,16 @@ fn agent(opts: AgentOpts) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
         let addr = listener.local_addr()?;
-        println!("{}", agent::ready_line(addr));
+        let metrics = match opts.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("--metrics-listen {at}"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
+        println!("{}", agent::ready_line(addr, metrics_addr));
         let _ = std::io::stdout().flush();
         let (tx, shutdown) = watch::channel(false);
         tokio::spawn(async move {
@@ -139,7 +149,7 @@ fn agent(opts: AgentOpts) -> anyhow::Result<()> {
             }
             let _ = tx.send(true);
         });
-        agent::serve(listener, &opts, shutdown).await
+        agent::serve(listener, metrics, &opts, shutdown).await
     })
 }
 

@@ -106,10 +106,13 @@ pub fn jobs_for_slice(opts: &RunOpts, slice: Range<u64>, processes: u64) -> Vec<
 }
 
 /// Runs the jobs in child processes and merges their results; with
-/// `metrics`, serves the workers' merged totals for Prometheus while they run.
+/// `metrics`, serves the workers' merged totals for Prometheus while they
+/// run; with `snapshot`, publishes them there (an agent's endpoint, which
+/// outlives runs). Either needs jobs with `stream_totals`.
 pub async fn run(
     jobs: Vec<Job>,
     metrics: Option<std::net::TcpListener>,
+    snapshot: Option<crate::prometheus::Snapshot>,
     mut stop: watch::Receiver<bool>,
     mut on_interval: impl FnMut(&Interval),
 ) -> anyhow::Result<Outcome> {
@@ -124,8 +127,12 @@ pub async fn run(
         })?;
     }
     let remember = |i: usize, t: &Totals| {
-        if let Some(slot) = latest.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i) {
+        let mut parts = latest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = parts.get_mut(i) {
             *slot = Some(t.clone());
+        }
+        if let Some(snapshot) = &snapshot {
+            snapshot.set(Totals::merged(parts.iter().flatten()), target);
         }
     };
     let exe = std::env::current_exe().context("finding this program to start workers")?;

@@ -101,6 +101,25 @@ pub fn serve_totals(
     Ok(addr)
 }
 
+/// The latest totals of whatever run is going on, for an endpoint that
+/// outlives runs (an agent's): runs publish here, scrapes read.
+#[derive(Clone, Default)]
+pub struct Snapshot(Arc<std::sync::Mutex<Option<(Totals, u64)>>>);
+
+impl Snapshot {
+    /// Publishes `totals` of a run asked to hold `target` connections.
+    pub fn set(&self, totals: Totals, target: u64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((totals, target));
+    }
+
+    /// The run's figures as Prometheus text, or nothing before any run.
+    pub fn render(&self, out: &mut String) {
+        if let Some((t, target)) = &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            render_totals(t, *target, out);
+        }
+    }
+}
+
 /// The whole exposition: the run's figures and the `process_*` figures.
 /// A few milliseconds with full histograms ([`Recorder::totals`] encodes
 /// them), which is why `promhttp` renders on the blocking pool.

@@ -314,3 +314,61 @@ async fn a_vanished_coordinator_stops_the_phase() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_metrics_endpoint_outlives_phases() {
+    let server = chat_server();
+    let a = agent(&["--metrics-listen", "127.0.0.1:0"]);
+    let metrics = a.metrics.expect("the ready line names the metrics address");
+    let scrape = || async move {
+        let (status, text) = testkit::http_get(metrics, "/metrics").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(promhttp::promtool::assert_valid(&text));
+        testkit::prom::Exposition::parse(&text).unwrap()
+    };
+    let idle = scrape().await;
+    assert_eq!(idle.value("loadgen_agent_phase", &[]).unwrap(), 0.0);
+    assert!(idle.value("loadgen_agent_cores", &[]).unwrap() >= 1.0);
+    assert!(!idle.has("loadgen_connections_open"), "no run yet");
+
+    let mut ws = session(&a).await;
+    let j = job(
+        &server.url(),
+        30,
+        0,
+        30,
+        &["--duration", "4s", "--drain", "0s"],
+    );
+    send(
+        &mut ws,
+        &Order::Prepare {
+            phase: 0,
+            job: Box::new(j),
+        },
+    )
+    .await;
+    assert!(matches!(recv(&mut ws).await, Report::Ready { .. }));
+    send(&mut ws, &Order::Start { phase: 0 }).await;
+    // Within the phase the endpoint shows it, every 2 s.
+    let during = testkit::prom::scrape_until(metrics, Duration::from_secs(10), |e| {
+        e.get("loadgen_connections_open", &[]) == Some(30.0)
+    })
+    .await
+    .expect("the phase's figures while it runs");
+    assert_eq!(during.value("loadgen_agent_phase", &[]).unwrap(), 1.0);
+    assert_eq!(during.value("loadgen_agent_busy", &[]).unwrap(), 1.0);
+    loop {
+        if let Report::Done { .. } = recv(&mut ws).await {
+            break;
+        }
+    }
+    drop(ws);
+    // Afterwards: idle again, the last phase's figures kept.
+    let after = testkit::prom::scrape_until(metrics, Duration::from_secs(5), |e| {
+        e.get("loadgen_agent_phase", &[]) == Some(0.0)
+    })
+    .await
+    .expect("idle after the phase");
+    assert_eq!(after.value("loadgen_connects_total", &[]).unwrap(), 30.0);
+    assert_eq!(after.value("loadgen_agent_phases_total", &[]).unwrap(), 1.0);
+}

@@ -23,6 +23,12 @@ pub struct Opts {
     #[arg(long, env = "SERVER_NO_METRICS")]
     pub no_metrics: bool,
 
+    /// Do not serve: check the server these flags describe and exit 0 when
+    /// it answers (`/healthz` on the metrics address, or the WebSocket
+    /// port with --no-metrics), 1 otherwise. For container healthchecks.
+    #[arg(long)]
+    pub healthcheck: bool,
+
     /// Worker threads, each with its own listener and event loop [default: cores].
     #[arg(long, env = "SERVER_WORKERS")]
     pub workers: Option<usize>,

@@ -15,6 +15,7 @@ mod chat;
 pub mod config;
 mod conn;
 mod control;
+pub mod health;
 pub mod limits;
 mod listener;
 pub mod metrics;

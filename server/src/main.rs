@@ -8,6 +8,15 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let opts = Opts::parse();
+    if opts.healthcheck {
+        match server::health::check(&opts) {
+            Ok(()) => std::process::exit(0),
+            Err(why) => {
+                eprintln!("unhealthy: {why}");
+                std::process::exit(1);
+            }
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -76,6 +76,8 @@ pub struct AgentProcess {
     pub child: Child,
     /// The control address (host:port).
     pub addr: SocketAddr,
+    /// The Prometheus endpoint, when started with `--metrics-listen`.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl AgentProcess {
@@ -95,12 +97,27 @@ impl AgentProcess {
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
         let line = first_line(&mut child, "agent")?;
-        let addr = line
+        // `agent listening control=ADDR metrics=ADDR|off`
+        let rest = line
             .trim()
             .strip_prefix("agent listening control=")
-            .and_then(|a| a.parse().ok())
             .with_context(|| format!("unexpected agent ready line {line:?}"))?;
-        Ok(AgentProcess { child, addr })
+        let (control, metrics) = rest.split_once(" metrics=").unwrap_or((rest, "off"));
+        let addr = control
+            .parse()
+            .with_context(|| format!("unexpected agent ready line {line:?}"))?;
+        let metrics = match metrics {
+            "off" => None,
+            m => Some(
+                m.parse()
+                    .with_context(|| format!("unexpected agent ready line {line:?}"))?,
+            ),
+        };
+        Ok(AgentProcess {
+            child,
+            addr,
+            metrics,
+        })
     }
 
     /// SIGKILL: the agent dies without a word, as a crashed machine would.

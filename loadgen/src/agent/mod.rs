@@ -12,8 +12,9 @@
 mod allow;
 mod session;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -28,6 +29,7 @@ use tracing::{info, warn};
 pub use allow::{refused as refused_target, AllowError, Allowed, DEFAULT as DEFAULT_ALLOW};
 
 use crate::control::{self, AgentInfo};
+use crate::prometheus::Snapshot;
 
 #[derive(Debug, Clone, Args)]
 pub struct AgentOpts {
@@ -53,6 +55,12 @@ pub struct AgentOpts {
     /// Worker threads per process [default: one per core].
     #[arg(long, env = "LOADGEN_THREADS")]
     pub threads: Option<usize>,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics for as long as the
+    /// agent lives: the running (or last) phase's figures, the agent's
+    /// state and its process figures.
+    #[arg(long, env = "LOADGEN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// What every session needs to know.
@@ -62,25 +70,60 @@ pub(crate) struct Shared {
     info: AgentInfo,
     threads: Option<usize>,
     busy: AtomicBool,
+    /// The running phase's number + 1; 0 when idle.
+    phase: AtomicUsize,
+    phases_run: AtomicUsize,
+    snapshot: Snapshot,
 }
 
-/// The line the agent prints on stdout once it listens.
-pub fn ready_line(addr: SocketAddr) -> String {
-    format!("agent listening control={addr}")
+/// The line the agent prints on stdout once it listens:
+/// `agent listening control=ADDR metrics=ADDR|off`.
+pub fn ready_line(control: SocketAddr, metrics: Option<SocketAddr>) -> String {
+    match metrics {
+        Some(m) => format!("agent listening control={control} metrics={m}"),
+        None => format!("agent listening control={control} metrics=off"),
+    }
 }
 
-/// Parses [`ready_line`] back (for whoever started the agent on port 0).
-pub fn parse_ready_line(line: &str) -> Option<SocketAddr> {
-    line.trim()
-        .strip_prefix("agent listening control=")?
-        .parse()
-        .ok()
+/// Parses [`ready_line`] back (for whoever started the agent on port 0):
+/// the control address and the metrics address, if any.
+pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, Option<SocketAddr>)> {
+    let rest = line.trim().strip_prefix("agent listening control=")?;
+    let (control, metrics) = match rest.split_once(" metrics=") {
+        Some((c, "off")) => (c, None),
+        Some((c, m)) => (c, Some(m.parse().ok()?)),
+        None => (rest, None),
+    };
+    Some((control.parse().ok()?, metrics))
+}
+
+/// The agent's own figures, then the phase's and the process's.
+fn render_metrics(shared: &Shared) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let name = promhttp::escape_label_value(&shared.info.name);
+    let _ = write!(
+        out,
+        "# HELP loadgen_agent_info This agent.\n# TYPE loadgen_agent_info gauge\nloadgen_agent_info{{name=\"{name}\",version=\"{}\"}} 1\n\
+         # HELP loadgen_agent_phase Number of the phase running now (1-based); 0 when idle.\n# TYPE loadgen_agent_phase gauge\nloadgen_agent_phase {}\n\
+         # HELP loadgen_agent_phases_total Phases this agent has started.\n# TYPE loadgen_agent_phases_total counter\nloadgen_agent_phases_total {}\n\
+         # HELP loadgen_agent_busy Whether a coordinator is connected.\n# TYPE loadgen_agent_busy gauge\nloadgen_agent_busy {}\n\
+         # HELP loadgen_agent_cores CPU cores this agent may use: its CPU seconds per second above 0.9 of this mean it is saturated.\n# TYPE loadgen_agent_cores gauge\nloadgen_agent_cores {}\n",
+        shared.info.build,
+        shared.phase.load(Ordering::Relaxed),
+        shared.phases_run.load(Ordering::Relaxed),
+        u8::from(shared.busy.load(Ordering::Relaxed)),
+        shared.info.cores,
+    );
+    shared.snapshot.render(&mut out);
+    promhttp::render_process(&mut out);
+    out
 }
 
 /// Serves control sessions on `listener` until `shutdown` turns true; a
 /// running phase is stopped and reported before a session ends.
 pub async fn serve(
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     opts: &AgentOpts,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -109,7 +152,16 @@ pub async fn serve(
         allow,
         threads: opts.threads,
         busy: AtomicBool::new(false),
+        phase: AtomicUsize::new(0),
+        phases_run: AtomicUsize::new(0),
+        snapshot: Snapshot::default(),
     });
+    if let Some(listener) = metrics {
+        let shared = shared.clone();
+        tokio::spawn(promhttp::serve(listener, shutdown.clone(), move || {
+            render_metrics(&shared)
+        }));
+    }
     info!(addr = %listener.local_addr()?, name = %shared.info.name, allow = %opts.allow_target, "agent ready");
     loop {
         tokio::select! {
@@ -252,7 +304,19 @@ mod tests {
     #[test]
     fn ready_line_round_trips() {
         let addr: SocketAddr = "127.0.0.1:4567".parse().unwrap();
-        assert_eq!(parse_ready_line(&ready_line(addr)), Some(addr));
+        let m: SocketAddr = "127.0.0.1:9091".parse().unwrap();
+        assert_eq!(
+            parse_ready_line(&ready_line(addr, None)),
+            Some((addr, None))
+        );
+        assert_eq!(
+            parse_ready_line(&ready_line(addr, Some(m))),
+            Some((addr, Some(m)))
+        );
         assert_eq!(parse_ready_line("listening ws=1"), None);
+        assert_eq!(
+            parse_ready_line("agent listening control=x metrics=off"),
+            None
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! agent shuts down, the phase is stopped (connections close politely)
 //! rather than left loading a server nobody watches.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -36,7 +39,7 @@ struct Running {
 
 pub(super) async fn run(
     ws: WebSocketStream<TcpStream>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
@@ -107,7 +110,7 @@ async fn finished(running: &mut Option<Running>) {
 /// Carries out one order; `Some(reason)` ends the session.
 async fn obey(
     order: Order,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     tx: &mpsc::UnboundedSender<Report>,
     prepared: &mut Option<Prepared>,
     running: &mut Option<Running>,
@@ -160,7 +163,7 @@ async fn obey(
                         phase,
                         unix_ms: control::unix_ms(),
                     });
-                    *running = Some(start(p, tx.clone()));
+                    *running = Some(start(p, tx.clone(), shared));
                 }
                 _ => tell(format!("phase {phase} was not prepared")),
             }
@@ -216,9 +219,12 @@ async fn prepare(phase: usize, mut job: PhaseJob, shared: &Shared) -> anyhow::Re
 }
 
 /// Starts the prepared phase; its figures stream through `tx`.
-fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>) -> Running {
+fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>, shared: &Arc<Shared>) -> Running {
     let (stop, stop_rx) = watch::channel(false);
     let phase = p.phase;
+    shared.phase.store(phase + 1, Ordering::Relaxed);
+    shared.phases_run.fetch_add(1, Ordering::Relaxed);
+    let shared = shared.clone();
     info!(
         phase,
         first = p.job.first,
@@ -236,13 +242,27 @@ fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>) -> Running {
                 interval: iv.clone(),
             });
         };
+        let snapshot = shared.snapshot.clone();
+        let count = job.count;
         let outcome = match p.plan {
             Some(plan) => {
-                engine::run(&job.opts, plan, slice, stop_rx, |iv, _| send_interval(iv)).await
+                let mut seconds = 0usize;
+                engine::run(&job.opts, plan, slice, stop_rx, |iv, recorder| {
+                    send_interval(iv);
+                    // Full totals cost milliseconds: often enough for scrapes.
+                    seconds += 1;
+                    if seconds.is_multiple_of(multiproc::TOTALS_EVERY_SECS) {
+                        snapshot.set(recorder.totals(), count);
+                    }
+                })
+                .await
             }
             None => {
-                let jobs = multiproc::jobs_for_slice(&job.opts, slice, p.processes);
-                multiproc::run(jobs, None, stop_rx, send_interval).await
+                let mut jobs = multiproc::jobs_for_slice(&job.opts, slice, p.processes);
+                for j in &mut jobs {
+                    j.stream_totals = true;
+                }
+                multiproc::run(jobs, None, Some(snapshot.clone()), stop_rx, send_interval).await
             }
         };
         let outcome = outcome.unwrap_or_else(|e| {
@@ -250,6 +270,8 @@ fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>) -> Running {
             failed_outcome(format!("{e:#}"))
         });
         info!(phase, held = outcome.totals.open_connections, "phase done");
+        snapshot.set(outcome.totals.clone(), count);
+        shared.phase.store(0, Ordering::Relaxed);
         let _ = tx.send(Report::Done {
             phase,
             outcome: Box::new(outcome),
