@@ -79,6 +79,30 @@ fn coordinator(args: &[&str], limit: Duration) -> (Output, Duration) {
     (out, took)
 }
 
+/// `coordinator run FILE -o OUT_DIR --progress never`, bounded by `limit`.
+fn run_scenario(file: &Path, out_dir: &Path, limit: Duration) -> (Output, Duration) {
+    coordinator(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--progress",
+            "never",
+        ],
+        limit,
+    )
+}
+
+/// SIGKILLs `pid` (a child of this test) after `delay`, as a crash would.
+fn kill_later(pid: u32, delay: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        // SAFETY: kill(2) on a child of this test process.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    })
+}
+
 fn show(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -114,17 +138,7 @@ fn three_agents_merge_exactly() {
         &body,
     );
     let out_dir = dir.join("out");
-    let (out, _) = coordinator(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "-o",
-            out_dir.to_str().unwrap(),
-            "--progress",
-            "never",
-        ],
-        Duration::from_secs(60),
-    );
+    let (out, _) = run_scenario(&file, &out_dir, Duration::from_secs(60));
     assert!(out.status.success(), "{}", show(&out));
     let results = Results::read_json(&out_dir.join("results.json")).unwrap();
     assert!(results.passed);
@@ -199,17 +213,7 @@ fn a_failing_threshold_fails_the_run_and_says_by_how_much() {
     let body = format!("{STEADY}thresholds: [\"rtt_p99_ms < 0.001\", \"messages_lost == 0\"]\n");
     let file = scenario(&dir, &server.url(), &[&a], &body);
     let out_dir = dir.join("out");
-    let (out, _) = coordinator(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "-o",
-            out_dir.to_str().unwrap(),
-            "--progress",
-            "never",
-        ],
-        Duration::from_secs(60),
-    );
+    let (out, _) = run_scenario(&file, &out_dir, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rtt_p99_ms < 0.001"), "{stdout}");
@@ -239,25 +243,8 @@ fn a_killed_agent_is_named_and_the_run_ends() {
         body,
     );
     let out_dir = dir.join("out");
-    let killer = {
-        let pid = agents[1].child.id();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(4));
-            // SAFETY: kill(2) on a child of this test process.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        })
-    };
-    let (out, took) = coordinator(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "-o",
-            out_dir.to_str().unwrap(),
-            "--progress",
-            "never",
-        ],
-        Duration::from_secs(45),
-    );
+    let killer = kill_later(agents[1].child.id(), Duration::from_secs(4));
+    let (out, took) = run_scenario(&file, &out_dir, Duration::from_secs(45));
     killer.join().unwrap();
     agents[1].kill();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -299,23 +286,8 @@ fn under_continue_the_others_finish_the_phase() {
         body,
     );
     let out_dir = dir.join("out");
-    let pid = agents[0].child.id();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        // SAFETY: kill(2) on a child of this test process.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    });
-    let (out, _) = coordinator(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "-o",
-            out_dir.to_str().unwrap(),
-            "--progress",
-            "never",
-        ],
-        Duration::from_secs(45),
-    );
+    let killer = kill_later(agents[0].child.id(), Duration::from_secs(3));
+    let (out, _) = run_scenario(&file, &out_dir, Duration::from_secs(45));
     killer.join().unwrap();
     agents[0].kill();
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -419,17 +391,7 @@ fn an_agent_that_cannot_take_its_share_says_so_before_anything_connects() {
     let file = dir.join("s.yaml");
     std::fs::write(&file, text).unwrap();
     let out_dir = dir.join("out");
-    let (out, _) = coordinator(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "-o",
-            out_dir.to_str().unwrap(),
-            "--progress",
-            "never",
-        ],
-        Duration::from_secs(30),
-    );
+    let (out, _) = run_scenario(&file, &out_dir, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let results = Results::read_json(&out_dir.join("results.json")).unwrap();
     assert!(results.phases.is_empty(), "no phase started");

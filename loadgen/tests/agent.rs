@@ -82,6 +82,20 @@ async fn session(agent: &AgentProcess) -> Ws {
     ws
 }
 
+/// Prepares `job` as phase 0 and starts it.
+async fn start_phase(ws: &mut Ws, job: PhaseJob) {
+    send(
+        ws,
+        &Order::Prepare {
+            phase: 0,
+            job: Box::new(job),
+        },
+    )
+    .await;
+    assert!(matches!(recv(ws).await, Report::Ready { .. }));
+    send(ws, &Order::Start { phase: 0 }).await;
+}
+
 fn job(url: &str, connections: u64, first: u64, count: u64, extra: &[&str]) -> PhaseJob {
     let mut args = vec!["loadgen", "run", url, "-c"];
     let c = connections.to_string();
@@ -285,16 +299,7 @@ async fn a_vanished_coordinator_stops_the_phase() {
         20,
         &["--duration", "60s", "--drain", "0s"],
     );
-    send(
-        &mut ws,
-        &Order::Prepare {
-            phase: 0,
-            job: Box::new(j),
-        },
-    )
-    .await;
-    assert!(matches!(recv(&mut ws).await, Report::Ready { .. }));
-    send(&mut ws, &Order::Start { phase: 0 }).await;
+    start_phase(&mut ws, j).await;
     assert!(matches!(recv(&mut ws).await, Report::Started { .. }));
     assert!(matches!(recv(&mut ws).await, Report::Interval { .. }));
     drop(ws);
@@ -339,16 +344,7 @@ async fn the_metrics_endpoint_outlives_phases() {
         30,
         &["--duration", "4s", "--drain", "0s"],
     );
-    send(
-        &mut ws,
-        &Order::Prepare {
-            phase: 0,
-            job: Box::new(j),
-        },
-    )
-    .await;
-    assert!(matches!(recv(&mut ws).await, Report::Ready { .. }));
-    send(&mut ws, &Order::Start { phase: 0 }).await;
+    start_phase(&mut ws, j).await;
     // Within the phase the endpoint shows it, every 2 s.
     let during = testkit::prom::scrape_until(metrics, Duration::from_secs(10), |e| {
         e.get("loadgen_connections_open", &[]) == Some(30.0)
