@@ -77,7 +77,7 @@ fn local_scenarios_need_local_and_the_million_cannot_run_locally() {
         assert_eq!(out.status.code(), Some(2));
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains(":36:5: phases[0].connections: 1000000 connections cannot fit"),
+            stderr.contains(":37:5: phases[0].connections: 1000000 connections cannot fit"),
             "{stderr}"
         );
     }
