@@ -45,6 +45,12 @@ fn shipped_scenarios_validate_for_their_mode() {
             false,
             "ok (1 phase, 1000000 connections at most, 10 agents)",
         ),
+        // The docker compose lab's: agents found through DNS at run time.
+        (
+            "local",
+            false,
+            "ok (1 phase, 16000 connections at most, agents: every address of agent:7070)",
+        ),
     ] {
         let file = repo().join("scenarios").join(format!("{name}.yaml"));
         let out = validate(&file, local);
