@@ -1,5 +1,5 @@
 locals {
-  monitoring_ip = aws_instance.monitoring.public_ip
+  monitoring_ip = aws_instance.node[module.plan.hostnames.monitoring].public_ip
   scenario_file = module.plan.scenario.file
 }
 
@@ -20,12 +20,12 @@ output "ssh_monitoring" {
 
 output "ssh_server" {
   description = "SSH to the chat server."
-  value       = "ssh ubuntu@${aws_instance.server.public_ip}"
+  value       = "ssh ubuntu@${aws_instance.node[module.plan.hostnames.server].public_ip}"
 }
 
 output "ssh_agents" {
   description = "SSH to each agent."
-  value       = [for a in aws_instance.agent : "ssh ubuntu@${a.public_ip}"]
+  value       = [for a in module.plan.addresses.agents : "ssh ubuntu@${aws_instance.node[a.name].public_ip}"]
 }
 
 output "wait_until_ready" {

@@ -81,3 +81,37 @@ output "user_data_files" {
     agents     = [for d in local.user_data.agents : { for f in yamldecode(d).write_files : f.path => f.content }]
   }
 }
+
+output "nodes" {
+  description = "Every instance of the lab by host name: role, instance type, private address, secondary addresses, cloud-init document and disk size. The root module creates one aws_instance per entry."
+  value = merge(
+    {
+      (local.hostnames.server) = {
+        role          = "server"
+        instance_type = var.server_instance_type
+        ip            = local.server_ip
+        secondary_ips = tolist([])
+        user_data     = local.user_data.server
+        disk_gb       = 20
+      }
+      (local.hostnames.monitoring) = {
+        role          = "monitoring"
+        instance_type = var.monitoring_instance_type
+        ip            = local.monitoring_ip
+        secondary_ips = tolist([])
+        user_data     = local.user_data.monitoring
+        disk_gb       = 40
+      }
+    },
+    {
+      for i, a in local.agents : a.name => {
+        role          = "agent"
+        instance_type = var.agent_instance_type
+        ip            = a.ip
+        secondary_ips = tolist(a.secondary_ips)
+        user_data     = local.user_data.agents[i]
+        disk_gb       = 20
+      }
+    },
+  )
+}

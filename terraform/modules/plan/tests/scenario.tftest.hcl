@@ -125,3 +125,50 @@ run "a_vpc_block_with_host_bits_is_refused" {
 
   expect_failures = [var.vpc_cidr]
 }
+
+# The root module creates one instance per node: every agent with its own
+# secondary addresses, the server and the monitoring node without any.
+run "every_node_is_planned_once_with_its_role_and_addresses" {
+  command = plan
+
+  variables {
+    agent_count         = 3
+    addresses_per_agent = 2
+    target_connections  = 100000
+  }
+
+  assert {
+    condition     = length(output.nodes) == 5
+    error_message = "3 agents + server + monitoring must be 5 nodes, got ${length(output.nodes)}"
+  }
+
+  assert {
+    condition     = length([for n in values(output.nodes) : n if n.role == "agent"]) == 3
+    error_message = "expected 3 agent nodes"
+  }
+
+  assert {
+    condition = alltrue([
+      for a in output.addresses.agents :
+      jsonencode(output.nodes[a.name].secondary_ips) == jsonencode(a.secondary_ips) && length(a.secondary_ips) == 2 && output.nodes[a.name].ip == a.ip
+    ])
+    error_message = "each agent node must carry its own private and secondary addresses"
+  }
+
+  assert {
+    condition = alltrue([
+      for n in values(output.nodes) : length(n.secondary_ips) == 0 if n.role != "agent"
+    ])
+    error_message = "only agents have secondary addresses"
+  }
+
+  assert {
+    condition     = length(distinct([for n in values(output.nodes) : n.ip])) == 5
+    error_message = "every node needs an address of its own"
+  }
+
+  assert {
+    condition     = alltrue([for name, n in output.nodes : strcontains(n.user_data, "wslab ${n.role} node \"${name}\"")])
+    error_message = "each node boots its own cloud-init document"
+  }
+}
