@@ -131,7 +131,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         planned,
         &token,
         urls,
-        &output,
         lab.is_some() && args.local,
     )
     .await;
@@ -163,7 +162,6 @@ async fn drive(
     planned: Vec<Planned>,
     token: &str,
     urls: Vec<String>,
-    output: &Path,
     local: bool,
 ) -> anyhow::Result<Results> {
     let s = &loaded.scenario;
@@ -222,7 +220,6 @@ async fn drive(
         urls,
         room_prefix: local::random_token()[..6].to_string() + "-",
     };
-    let _ = output;
     Ok(Runner::new(setup, members, events, stop, &progress, &live)
         .run()
         .await)

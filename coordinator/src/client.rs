@@ -29,12 +29,20 @@ pub struct AgentLink {
     pub addr: String,
     pub info: AgentInfo,
     orders: mpsc::UnboundedSender<Order>,
+    writer: tokio::task::JoinHandle<()>,
 }
 
 impl AgentLink {
     /// Queues an order; false when the connection is already gone.
     pub fn send(&self, order: Order) -> bool {
         self.orders.send(order).is_ok()
+    }
+
+    /// Sends what is queued, then closes the control connection with a
+    /// close frame (bounded: a dead agent does not hold the exit up).
+    pub async fn close(self) {
+        drop(self.orders);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.writer).await;
     }
 
     /// "name (addr)", how agents are named in messages.
@@ -106,7 +114,7 @@ pub async fn connect(
     let _ = orders.send(Order::Hello {
         version: control::VERSION,
     });
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(order) = queue.recv().await {
             let Ok(text) = serde_json::to_string(&order) else {
                 continue;
@@ -150,5 +158,6 @@ pub async fn connect(
         addr: addr.to_string(),
         info,
         orders,
+        writer,
     })
 }

@@ -137,11 +137,10 @@ impl<'a> Runner<'a> {
             let result = self.run_phase(index).await;
             self.results.phases.push(result);
         }
-        for m in &self.members {
-            // Dropping the order queue closes each control connection.
-            let _ = m.link.send(Order::Stop);
-        }
-        self.judge()
+        let results = self.judge();
+        // Each agent is idle by now; say goodbye properly.
+        futures_util::future::join_all(self.members.into_iter().map(|m| m.link.close())).await;
+        results
     }
 
     fn live_agents(&self) -> Vec<usize> {
@@ -492,7 +491,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Run-level figures and thresholds, and the verdict.
-    fn judge(mut self) -> Results {
+    fn judge(&mut self) -> Results {
         let parts: Vec<(&Totals, u64)> = self
             .results
             .phases
@@ -525,6 +524,6 @@ impl<'a> Runner<'a> {
             && self.results.thresholds.iter().all(|t| t.passed);
         self.results.finished_unix_ms = control::unix_ms();
         self.live.finished(self.results.passed);
-        self.results
+        std::mem::take(&mut self.results)
     }
 }
