@@ -98,27 +98,15 @@ impl Progress {
     }
 
     /// One merged second of the running phase.
-    pub fn second(
-        &self,
-        iv: &Interval,
-        target: u64,
-        elapsed: Duration,
-        running: usize,
-        failed: usize,
-    ) {
+    pub fn second(&self, iv: &Interval, target: u64, elapsed: Duration, health: &str) {
         let line = printer::progress_line(iv, target, elapsed);
         // progress_line starts with the elapsed seconds, which the bar shows.
         let figures = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
-        let health = if failed == 0 {
-            format!("agents: {running} running")
-        } else {
-            format!("agents: {running} running, {failed} failed")
-        };
         if self.fancy {
             if let Some((bar, agents)) = &*self.bars.lock().unwrap_or_else(|e| e.into_inner()) {
                 bar.set_position(elapsed.as_secs());
                 bar.set_message(figures.to_string());
-                agents.set_message(health);
+                agents.set_message(health.to_string());
             }
             return;
         }

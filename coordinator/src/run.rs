@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use loadgen::control::{self, Order, PhaseJob, Report};
 use loadgen::engine::Outcome;
 use loadgen::multiproc::IntervalMerger;
+use loadgen::printer::int;
 use loadgen::stats::{Interval, Totals};
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
@@ -251,7 +252,7 @@ impl<'a> Runner<'a> {
                         Event::Report(Report::Interval { phase: p, interval }) if p == index => {
                             series[i].push(interval.clone());
                             for merged in merger.push(i, &interval) {
-                                self.seen_second(&merged, &states, started, phase.connections);
+                                self.seen_second(&merged, (&states, &jobs, &series), started, phase.connections);
                                 result.intervals.push(merged);
                             }
                         }
@@ -426,16 +427,41 @@ impl<'a> Runner<'a> {
         refusals
     }
 
-    fn seen_second(&self, merged: &Interval, states: &[State], started: Instant, target: u64) {
-        let running = states.iter().filter(|s| **s == State::Running).count();
+    fn seen_second(
+        &self,
+        merged: &Interval,
+        view: (&[State], &[Option<PhaseJob>], &[Vec<Interval>]),
+        started: Instant,
+        target: u64,
+    ) {
         self.live.second(merged);
-        self.progress.second(
-            merged,
-            target,
-            started.elapsed(),
-            running,
-            self.members.len() - self.failed.iter().filter(|f| f.is_none()).count(),
-        );
+        let health = self.health(view.0, view.1, view.2);
+        self.progress
+            .second(merged, target, started.elapsed(), &health);
+    }
+
+    /// One line on the agents (see [`health_line`]).
+    fn health(
+        &self,
+        states: &[State],
+        jobs: &[Option<PhaseJob>],
+        series: &[Vec<Interval>],
+    ) -> String {
+        let agents: Vec<AgentHealth> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, job)| {
+                let job = job.as_ref()?;
+                Some(AgentHealth {
+                    name: &self.members[i].link.info.name,
+                    held: series[i].last().map_or(0, |iv| iv.open_connections),
+                    share: job.count,
+                    failed: self.failed[i].is_some(),
+                    running: states[i] == State::Running,
+                })
+            })
+            .collect();
+        health_line(&agents)
     }
 
     fn finish_phase(
@@ -525,5 +551,83 @@ impl<'a> Runner<'a> {
         self.results.finished_unix_ms = control::unix_ms();
         self.live.finished(self.results.passed);
         std::mem::take(&mut self.results)
+    }
+}
+
+/// One agent in the progress display.
+struct AgentHealth<'a> {
+    name: &'a str,
+    held: u64,
+    share: u64,
+    failed: bool,
+    running: bool,
+}
+
+/// Each agent's connections held and state when there are few; otherwise
+/// the counts and the agent holding the smallest part of its share.
+fn health_line(agents: &[AgentHealth<'_>]) -> String {
+    const LISTED: usize = 6;
+    let held = |a: &AgentHealth<'_>| format!("{} {}/{}", a.name, int(a.held), int(a.share));
+    if agents.len() <= LISTED {
+        let parts: Vec<String> = agents
+            .iter()
+            .map(|a| {
+                let mark = match (a.failed, a.running) {
+                    (true, _) => "✗",
+                    (false, true) => "✓",
+                    (false, false) => "done",
+                };
+                format!("{} {mark}", held(a))
+            })
+            .collect();
+        return format!("agents: {}", parts.join(" · "));
+    }
+    let running = agents.iter().filter(|a| a.running && !a.failed).count();
+    let failed = agents.iter().filter(|a| a.failed).count();
+    let mut line = format!("agents: {running} running");
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed"));
+    }
+    let fewest = agents
+        .iter()
+        .filter(|a| !a.failed)
+        .min_by(|a, b| (a.held * b.share.max(1)).cmp(&(b.held * a.share.max(1))));
+    if let Some(a) = fewest {
+        line.push_str(&format!("; fewest held: {}", held(a)));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(name: &str, held: u64, failed: bool) -> AgentHealth<'_> {
+        AgentHealth {
+            name,
+            held,
+            share: 100,
+            failed,
+            running: !failed,
+        }
+    }
+
+    #[test]
+    fn few_agents_are_listed_by_name() {
+        let line = health_line(&[agent("a", 100, false), agent("b", 40, true)]);
+        assert_eq!(line, "agents: a 100/100 ✓ · b 40/100 ✗");
+    }
+
+    #[test]
+    fn many_agents_are_counted_and_the_weakest_named() {
+        let names: Vec<String> = (0..8).map(|i| format!("agent-{i}")).collect();
+        let mut agents: Vec<AgentHealth<'_>> = names.iter().map(|n| agent(n, 100, false)).collect();
+        agents[3].held = 97;
+        agents[5].failed = true;
+        agents[5].held = 0;
+        assert_eq!(
+            health_line(&agents),
+            "agents: 7 running, 1 failed; fewest held: agent-3 97/100"
+        );
     }
 }
