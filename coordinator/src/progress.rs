@@ -104,7 +104,8 @@ impl Progress {
         let figures = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
         if self.fancy {
             if let Some((bar, agents)) = &*self.bars.lock().unwrap_or_else(|e| e.into_inner()) {
-                bar.set_position(elapsed.as_secs());
+                // Drain and close come after the planned duration.
+                bar.set_position(elapsed.as_secs().min(bar.length().unwrap_or(u64::MAX)));
                 bar.set_message(figures.to_string());
                 agents.set_message(health.to_string());
             }

@@ -116,18 +116,10 @@ fn connections(phase: &PhaseResult, id: String) -> Figure {
     }
 }
 
-/// `n` per second of wall time, never over less than a second: the last
-/// interval of a phase is a fraction of a second holding the close (every
-/// member's leave notices), and dividing it by its own length would draw a
-/// spike that flattens the rest of the chart.
-fn per_second(n: u64, secs: f64) -> f64 {
-    n as f64 / secs.max(1.0)
-}
-
 fn messages(phase: &PhaseResult, id: String) -> Figure {
     let rate = |n: fn(&Interval) -> u64| -> Vec<(f64, Option<f64>)> {
         times(&phase.intervals)
-            .map(|(t, iv)| (t, Some(per_second(n(iv), iv.secs))))
+            .map(|(t, iv)| (t, Some(iv.rate(n(iv)))))
             .collect()
     };
     let any = phase
@@ -367,18 +359,6 @@ mod tests {
         assert_eq!(nines_for(30_000), 5);
         assert_eq!(nines_for(u64::MAX), 6);
         assert!(percentile_curve(&new_histogram(), 2).is_empty());
-    }
-
-    #[test]
-    fn short_intervals_count_as_a_second() {
-        assert_eq!(per_second(1000, 1.0), 1000.0);
-        assert_eq!(per_second(1000, 2.0), 500.0);
-        assert_eq!(
-            per_second(1000, 0.05),
-            1000.0,
-            "no spike for the closing sliver"
-        );
-        assert_eq!(per_second(1000, f64::NAN), 1000.0);
     }
 
     #[test]

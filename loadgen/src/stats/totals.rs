@@ -142,13 +142,12 @@ impl Interval {
         self.latencies.get(kind.as_str())
     }
 
-    /// `n` per second over this interval (0 for an empty span).
+    /// `n` per second over this interval, counted over at least a second:
+    /// the last interval of a run is a sliver holding the closes (and, in
+    /// chat, every member's leave notices), whose count over its own length
+    /// would read as a rate nothing ever sustained.
     pub fn rate(&self, n: u64) -> f64 {
-        if self.secs > 0.0 {
-            n as f64 / self.secs
-        } else {
-            0.0
-        }
+        n as f64 / self.secs.max(1.0)
     }
 }
 
@@ -225,12 +224,15 @@ mod tests {
     }
 
     #[test]
-    fn interval_rate_handles_empty_span() {
-        let iv = Interval {
-            secs: 0.5,
+    fn interval_rate_counts_slivers_as_a_second() {
+        let iv = |secs| Interval {
+            secs,
             ..Interval::default()
         };
-        assert_eq!(iv.rate(100), 200.0);
-        assert_eq!(Interval::default().rate(100), 0.0);
+        assert_eq!(iv(2.0).rate(100), 50.0);
+        assert_eq!(iv(1.0).rate(100), 100.0);
+        assert_eq!(iv(0.05).rate(100), 100.0, "the closing sliver is no spike");
+        assert_eq!(iv(0.0).rate(100), 100.0);
+        assert_eq!(iv(f64::NAN).rate(100), 100.0);
     }
 }
