@@ -396,7 +396,7 @@ mod tests {
     #[test]
     fn progress_line_shows_losses_closes_and_every_latency_kind_with_samples() {
         let mut iv = interval();
-        iv.secs = 0.5;
+        iv.secs = 2.0;
         iv.lost = 7;
         iv.closes_unexpected = 2;
         iv.latencies.insert(
@@ -410,11 +410,11 @@ mod tests {
         );
         let line = progress_line(&iv, 100_000, Duration::from_secs(3));
         assert!(
-            line.starts_with("3s conns 95,000/100,000 +39,600/s err 3 closed 2 |"),
+            line.starts_with("3s conns 95,000/100,000 +9,900/s err 3 closed 2 |"),
             "{line}"
         );
         assert!(
-            line.contains("| out 19,000/s in 1,900,000/s lost 7 |"),
+            line.contains("| out 4,750/s in 475,000/s lost 7 |"),
             "{line}"
         );
         assert!(
