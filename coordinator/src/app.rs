@@ -47,11 +47,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Setup);
         }
     };
-    let machine = Machine::this_host();
     let check = CheckOptions {
         local: args.local,
         machine: Machine::this_host(),
     };
+    let machine = &check.machine;
     if let Err(problems) = scenario::check(&loaded, &check) {
         eprintln!("{problems}");
         return Ok(Exit::Setup);
@@ -62,7 +62,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
 
     // Agents: started here, or found.
     let local_count = if args.local {
-        Some(scenario::local_agents_needed(s, &machine))
+        Some(scenario::local_agents_needed(s, machine))
     } else {
         s.agents.local
     };

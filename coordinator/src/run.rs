@@ -144,10 +144,8 @@ impl<'a> Runner<'a> {
         results
     }
 
-    fn live_agents(&self) -> Vec<usize> {
-        (0..self.members.len())
-            .filter(|&i| self.failed[i].is_none())
-            .collect()
+    fn any_agent_left(&self) -> bool {
+        self.failed.iter().any(Option::is_none)
     }
 
     /// Marks agent `i` failed; under `abort` every other agent is stopped.
@@ -354,7 +352,7 @@ impl<'a> Runner<'a> {
                 }
             }
             let refusals = self.await_ready(index, &mut states).await;
-            if self.live_agents().is_empty() && !self.halted {
+            if !self.any_agent_left() && !self.halted {
                 self.results
                     .failures
                     .push(format!("phase {:?}: no agent left to run it", phase.name));

@@ -97,22 +97,8 @@ impl AgentProcess {
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
         let line = first_line(&mut child, "agent")?;
-        // `agent listening control=ADDR metrics=ADDR|off`
-        let rest = line
-            .trim()
-            .strip_prefix("agent listening control=")
+        let (addr, metrics) = loadgen::agent::parse_ready_line(&line)
             .with_context(|| format!("unexpected agent ready line {line:?}"))?;
-        let (control, metrics) = rest.split_once(" metrics=").unwrap_or((rest, "off"));
-        let addr = control
-            .parse()
-            .with_context(|| format!("unexpected agent ready line {line:?}"))?;
-        let metrics = match metrics {
-            "off" => None,
-            m => Some(
-                m.parse()
-                    .with_context(|| format!("unexpected agent ready line {line:?}"))?,
-            ),
-        };
         Ok(AgentProcess {
             child,
             addr,
