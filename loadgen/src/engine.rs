@@ -383,8 +383,7 @@ async fn connect_once(
     ctx.recorder.attempted();
     let started = Instant::now();
     let result = conn::connect(&opts).await;
-    drop(permit);
-    match result {
+    let up = match result {
         Ok(up) => {
             ctx.recorder.latency(Latency::Connect, started.elapsed());
             ctx.recorder.connected();
@@ -394,7 +393,11 @@ async fn connect_once(
             ctx.recorder.connect_failed(&e.kind());
             None
         }
-    }
+    };
+    // Released only once the attempt is recorded: the end of the ramp is
+    // "every permit back", and "held after the ramp" is read right then.
+    drop(permit);
+    up
 }
 
 fn rss_bytes() -> u64 {
