@@ -57,7 +57,7 @@ impl Session {
         welcome.username = Cow::Owned(self.username().to_owned());
         broadcast::to_conn(&self.shared, &self.conn, &welcome);
         if let Some(room) = room {
-            self.join(room);
+            self.join(room, None);
         }
     }
 
@@ -111,27 +111,42 @@ impl Session {
         // Decoders only return known types.
         let Some(kind) = msg.kind() else { return };
         self.shared.metrics.received(kind, proto).increment(1);
-        if !msg.username.is_empty() && kind != MsgType::Ping && kind != MsgType::Pong {
-            if msg.username.len() > self.shared.limits.max_username_len {
+        // A name rides along with a join, leave or chat, and is taken only
+        // when the server carries that request out: a refused or
+        // unsupported message changes nothing (PROTOCOL.md section 5).
+        let rename = match kind {
+            MsgType::Join | MsgType::Leave | MsgType::Chat if !msg.username.is_empty() => {
+                Some(&*msg.username)
+            }
+            _ => None,
+        };
+        if let Some(name) = rename {
+            if name.len() > self.shared.limits.max_username_len {
                 return self.refuse(format!(
                     "username is {} bytes, the limit is {}",
-                    msg.username.len(),
+                    name.len(),
                     self.shared.limits.max_username_len
                 ));
             }
-            self.set_username(&msg.username);
         }
         match kind {
             MsgType::Join => match self.room_arg(&msg.room, true) {
-                Ok(room) => self.join(&room),
+                Ok(room) => self.join(&room, rename),
                 Err(e) => self.refuse(e),
             },
             MsgType::Leave => match self.room_arg(&msg.room, false) {
-                Ok(room) => self.leave(&room, true),
+                Ok(room) => {
+                    // A member: the leave cannot be refused now.
+                    self.rename(rename);
+                    self.leave(&room, true);
+                }
                 Err(e) => self.refuse(e),
             },
             MsgType::Chat => match self.room_arg(&msg.room, false) {
-                Ok(room) => self.chat(room, &msg.payload),
+                Ok(room) => {
+                    self.rename(rename);
+                    self.chat(room, &msg.payload);
+                }
                 Err(e) => self.refuse(e),
             },
             MsgType::Ping => {
@@ -145,6 +160,13 @@ impl Session {
                 DecodeError::UnknownType(format!("{} (server-to-client only)", kind.as_str())),
                 proto,
             ),
+        }
+    }
+
+    /// Takes the name a carried-out request brought, if any.
+    fn rename(&mut self, name: Option<&str>) {
+        if let Some(name) = name {
+            self.set_username(name);
         }
     }
 
@@ -199,17 +221,21 @@ impl Session {
         msg
     }
 
-    fn join(&mut self, room: &str) {
+    /// Joins `room`, taking the name `rename` once the join is sure to
+    /// happen, so that its notice carries it.
+    fn join(&mut self, room: &str, rename: Option<&str>) {
         if room.is_empty() || room.len() > self.shared.limits.max_room_len {
             return self.refuse(format!(
                 "room name must be 1 to {} bytes",
                 self.shared.limits.max_room_len
             ));
         }
-        if !self.rooms.iter().any(|r| &**r == room) {
-            if self.rooms.len() >= self.shared.limits.max_rooms_per_connection {
-                return self.refuse(format!("already in {} rooms, the limit", self.rooms.len()));
-            }
+        let member = self.rooms.iter().any(|r| &**r == room);
+        if !member && self.rooms.len() >= self.shared.limits.max_rooms_per_connection {
+            return self.refuse(format!("already in {} rooms, the limit", self.rooms.len()));
+        }
+        self.rename(rename);
+        if !member {
             let (name, created) = self.shared.rooms.join(room, &self.conn);
             if created {
                 self.shared.metrics.rooms.increment(1.0);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 use protocol::Proto;
 
-/// The chat server. Every flag can also be set from the environment variable
-/// shown, for containers.
+/// The chat server. Every flag but `--healthcheck` can also be set from the
+/// environment variable shown, for containers.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "server", version, about)]
 pub struct Opts {
@@ -26,6 +26,10 @@ pub struct Opts {
     /// Do not serve: check the server these flags describe and exit 0 when
     /// it answers (`/healthz` on the metrics address, or the WebSocket
     /// port with --no-metrics), 1 otherwise. For container healthchecks.
+    /// Command line only, unlike every other flag: the check runs with the
+    /// server container's own environment (docker-compose.yml), where a
+    /// SERVER_HEALTHCHECK would turn the server itself into a check that
+    /// exits at once.
     #[arg(long)]
     pub healthcheck: bool,
 

@@ -89,3 +89,30 @@ async fn accept_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::Limits;
+
+    /// `accept_loop` runs `tune` on every accepted socket: Nagle's delay
+    /// would hold back the small frames of a chat by up to 40 ms (delayed
+    /// ACK), so TCP_NODELAY is part of the latency design.
+    #[tokio::test]
+    async fn tune_sets_tcp_nodelay_and_the_configured_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (_client, (stream, _)) = (client.unwrap(), accepted.unwrap());
+        let sock = socket2::SockRef::from(&stream);
+        assert!(!sock.tcp_nodelay().unwrap(), "the kernel default is off");
+
+        let mut opts = crate::Opts::defaults();
+        opts.socket_send_buffer = Some(48 * 1024);
+        tune(&stream, &Shared::new(Limits::from_opts(&opts, 10), 2));
+        assert!(sock.tcp_nodelay().unwrap(), "TCP_NODELAY not set");
+        // Linux doubles the value asked for (bookkeeping overhead).
+        assert!(sock.send_buffer_size().unwrap() >= 48 * 1024);
+    }
+}

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use protocol::frame::OpCode;
 use protocol::{binary, ChatMessage, MsgType, Proto};
 use testkit::{opts, start_server, Client, RawClient, Received};
@@ -57,7 +57,9 @@ async fn still_healthy(h: &mut Client, room: &str, offender: u64) {
 }
 
 /// Sends the MAX_BAD messages of `bad` in turn: each but the last gets an
-/// error and the connection stays usable; the last closes it with `code`.
+/// error and the connection stays usable; the last gets its error too
+/// (PROTOCOL.md section 5: "each gets the error message"), and then,
+/// with nothing in between, the close with `code`.
 async fn bad_until_closed(c: &mut Client, bad: [Message; MAX_BAD as usize], code: u16) {
     let [rest @ .., last] = bad;
     for (i, msg) in rest.into_iter().enumerate() {
@@ -72,7 +74,18 @@ async fn bad_until_closed(c: &mut Client, bad: [Message; MAX_BAD as usize], code
         assert_eq!(c.recv_msg().await.unwrap().kind(), Some(MsgType::Pong));
     }
     c.ws.send(last).await.unwrap();
-    assert_eq!(c.expect_close_answered().await.unwrap(), Some(code));
+    let err = c
+        .expect_error()
+        .await
+        .unwrap_or_else(|e| panic!("bad message {MAX_BAD}, the last: {e:#}"));
+    assert!(err.len() > "error: ".len(), "the error says why: {err:?}");
+    // `expect_close` would skip frames: the very next one must be the close.
+    match c.recv().await.unwrap() {
+        Received::Close(got, _) => assert_eq!(got, Some(code)),
+        other => panic!("expected the close {code} right after the last error, got {other:?}"),
+    }
+    // Answer the close, as a well-behaved client does.
+    let _ = tokio::time::timeout(testkit::WAIT, c.ws.next()).await;
 }
 
 fn server() -> server::ServerHandle {
@@ -266,4 +279,47 @@ async fn an_unmasked_client_frame_closes_1002() {
     // The unmasked chat was not relayed: the healthy client's last message
     // was its own.
     h.expect_silence(Duration::from_millis(50)).await.unwrap();
+}
+
+#[tokio::test]
+async fn refused_and_unsupported_messages_do_not_rename_the_connection() {
+    // PROTOCOL.md section 5: a refused request gets only the error message,
+    // and a bad message is not carried out either; a name rides along
+    // only with a join, leave or chat the server carries out.
+    let mut o = opts();
+    o.max_bad_messages = MAX_BAD;
+    o.max_rooms_per_connection = 1;
+    let server = start_server(o);
+    let addr = server.local_addr();
+    let mut h = healthy(addr, "names").await;
+    let mut c = Client::connect(addr, Proto::Json, "username=old&room=names")
+        .await
+        .unwrap();
+    c.recv_msg().await.unwrap();
+    h.recv_msg().await.unwrap();
+
+    let refused_and_bad = [
+        // Refused: not a member of that room.
+        r#"{"type":"chat","room":"nope","username":"X"}"#,
+        r#"{"type":"leave","room":"nope","username":"X2"}"#,
+        // Refused inside the join: one room too many (the limit is 1 here).
+        r#"{"type":"join","room":"second","username":"X3"}"#,
+        // Unsupported: server-to-client types (two bad messages of MAX_BAD).
+        r#"{"type":"system","username":"Y"}"#,
+        r#"{"type":"pong","username":"Z"}"#,
+    ];
+    for text in refused_and_bad {
+        c.ws.send(Message::text(text)).await.unwrap();
+        c.expect_error()
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e:#}"));
+    }
+    let m = c.chat_and_echo("names", b"who am I?").await.unwrap();
+    assert_eq!(m.username, "old", "{m:?}");
+    let m = h.recv_msg().await.unwrap();
+    assert_eq!(
+        (m.kind(), m.username.as_ref(), &m.payload[..]),
+        (Some(MsgType::Chat), "old", &b"who am I?"[..]),
+        "{m:?}"
+    );
 }

@@ -1,6 +1,8 @@
-//! Configured limits: message size, idle timeout, connection count. Each
-//! test sets its limit small through the options so it runs in well under a
-//! second, and checks that connections within the limits are unaffected.
+//! Configured limits: message size, idle timeout, connection count, rooms
+//! per connection. Most tests set their limit small through the options so
+//! they run in well under a second; the default message size and room count
+//! are tested as well, since those are what PROTOCOL.md promises. Each
+//! checks that connections within the limits are unaffected.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -161,4 +163,75 @@ async fn past_max_connections_upgrades_get_503_and_the_others_keep_working() {
     assert_eq!(upgrade_status(addr, "/?username=e").await.unwrap(), 503);
     d.chat_and_echo("full", b"in").await.unwrap();
     a.chat_and_echo("full", b"still fine").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_default_message_limit_relays_60000_bytes_and_closes_70000_with_1009() {
+    // The other tests configure a small limit; this one checks the default
+    // PROTOCOL.md documents (65536 bytes).
+    let o = opts();
+    assert_eq!(o.max_message_size, 65536, "the documented default");
+    let server = start_server(o);
+    let addr = server.local_addr();
+    let mut h = member(addr, Proto::Binary, "h", "default").await;
+    let mut j = member(addr, Proto::Json, "j", "default").await;
+    h.recv_msg().await.unwrap();
+
+    let fits = vec![b'a'; 60_000];
+    j.chat_and_echo("default", &fits).await.unwrap();
+    let m = h.recv_msg().await.unwrap();
+    assert_eq!((m.kind(), &m.payload[..]), (Some(MsgType::Chat), &fits[..]));
+
+    j.chat("default", &[b'b'; 70_000]).await.unwrap();
+    assert_eq!(j.expect_close_answered().await.unwrap(), Some(1009));
+    let leave = h.recv_msg().await.unwrap();
+    assert_eq!(
+        (leave.kind(), leave.user_id),
+        (Some(MsgType::Leave), j.id),
+        "the next thing the member saw was the leave, not the big chat: {leave:?}"
+    );
+    h.chat_and_echo("default", b"still fine").await.unwrap();
+}
+
+#[tokio::test]
+async fn one_room_past_max_rooms_per_connection_is_refused_and_the_connection_stays_usable() {
+    // The default (16), as PROTOCOL.md documents it.
+    let o = opts();
+    let limit = o.max_rooms_per_connection;
+    assert_eq!(limit, 16, "the documented default");
+    let server = start_server(o);
+    let addr = server.local_addr();
+    let mut c = Client::connect(addr, Proto::Json, "username=many")
+        .await
+        .unwrap();
+    for i in 0..limit {
+        c.join(&format!("r{i}")).await.unwrap();
+        let m = c.recv_msg().await.unwrap();
+        assert_eq!(
+            (m.kind(), m.room.as_ref()),
+            (Some(MsgType::Join), &*format!("r{i}"))
+        );
+    }
+    // A member of the room one too many sees no join.
+    let mut w = member(addr, Proto::Binary, "w", "extra").await;
+    c.join("extra").await.unwrap();
+    let err = c.expect_error().await.unwrap();
+    assert!(err.contains("rooms"), "the error says why: {err:?}");
+    w.expect_silence(Duration::from_millis(100)).await.unwrap();
+
+    // Still usable: joining a room it is already in is no new room, chat
+    // works, and after a leave the extra room has space.
+    c.join("r0").await.unwrap();
+    let m = c.recv_msg().await.unwrap();
+    assert_eq!((m.kind(), m.room.as_ref()), (Some(MsgType::Join), "r0"));
+    c.chat_and_echo("r3", b"still here").await.unwrap();
+    c.send(&ChatMessage::new(MsgType::Leave).with_room("r1"))
+        .await
+        .unwrap();
+    assert_eq!(c.recv_msg().await.unwrap().kind(), Some(MsgType::Leave));
+    c.join("extra").await.unwrap();
+    let m = c.recv_msg().await.unwrap();
+    assert_eq!((m.kind(), m.room.as_ref()), (Some(MsgType::Join), "extra"));
+    let m = w.recv_msg().await.unwrap();
+    assert_eq!((m.kind(), m.user_id), (Some(MsgType::Join), c.id));
 }

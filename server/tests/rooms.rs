@@ -397,3 +397,66 @@ async fn a_later_join_with_a_username_renames_the_connection() {
         (Some(MsgType::Leave), "second")
     );
 }
+
+#[tokio::test]
+async fn a_later_chat_or_leave_with_a_username_renames_the_connection() {
+    let server = start_server(opts());
+    let addr = server.local_addr();
+    let mut a = Client::connect(addr, Proto::Json, "username=first&room=r")
+        .await
+        .unwrap();
+    a.recv_msg().await.unwrap();
+    let mut b = Client::connect(addr, Proto::Binary, "username=b&room=r")
+        .await
+        .unwrap();
+    b.recv_msg().await.unwrap();
+    a.recv_msg().await.unwrap();
+
+    // The chat that carries the new name is itself sent under it.
+    a.send(
+        &ChatMessage::new(MsgType::Chat)
+            .with_room("r")
+            .with_payload(&b"renamed"[..])
+            .with_username("second"),
+    )
+    .await
+    .unwrap();
+    for m in [b.recv_msg().await.unwrap(), a.recv_msg().await.unwrap()] {
+        assert_eq!(
+            (m.kind(), m.username.as_ref(), &m.payload[..], m.user_id),
+            (Some(MsgType::Chat), "second", &b"renamed"[..], a.id),
+            "{m:?}"
+        );
+    }
+    // And it sticks: a chat without a name is sent under the new one.
+    let own = next_is_own_chat(&mut a, "r", b"later").await;
+    assert_eq!(own.username, "second");
+    let m = b.recv_msg().await.unwrap();
+    assert_eq!(
+        (m.username.as_ref(), &m.payload[..]),
+        ("second", &b"later"[..])
+    );
+
+    // A leave carrying a name renames too; its notice carries the new name.
+    a.send(
+        &ChatMessage::new(MsgType::Leave)
+            .with_room("r")
+            .with_username("third"),
+    )
+    .await
+    .unwrap();
+    assert_notice(
+        &a.recv_msg().await.unwrap(),
+        MsgType::Leave,
+        "r",
+        "third",
+        a.id,
+    );
+    assert_notice(
+        &b.recv_msg().await.unwrap(),
+        MsgType::Leave,
+        "r",
+        "third",
+        a.id,
+    );
+}

@@ -1,7 +1,8 @@
 //! Graceful shutdown: every connection gets close 1001, new connections are
 //! refused while the drain runs, and the server stops within the drain
 //! timeout (sooner when every client has gone). The real binary with
-//! SIGTERM, and in-process with `ServerHandle::shutdown`.
+//! SIGTERM, and with SIGINT configured only from the environment (as in a
+//! container), and in-process with `ServerHandle::shutdown`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -147,5 +148,95 @@ async fn in_process_drain_refuses_new_connections_and_ends_at_the_drain_timeout(
     tokio::time::timeout(drain + Duration::from_secs(2), server.stopped())
         .await
         .expect("the server stops at the drain timeout");
+    assert_eq!(mute.expect_close().await.unwrap(), Some(1001));
+}
+
+/// The names of `pid`'s threads (`worker-0`, `control`, ...).
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let comm = task.unwrap().path().join("comm");
+            std::fs::read_to_string(comm).unwrap().trim_end().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_only_by_environment_sigint_closes_1001_and_exits_0() {
+    const SERVER: &str = env!("CARGO_BIN_EXE_server");
+    // A boolean flag from the environment: no metrics endpoint.
+    let quiet = ServerProcess::spawn_with_env(
+        SERVER,
+        &[],
+        &[
+            ("SERVER_LISTEN", "127.0.0.1:0"),
+            ("SERVER_NO_METRICS", "true"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(quiet.metrics, None, "SERVER_NO_METRICS was not read");
+    drop(quiet);
+
+    // Values no default has: loopback ports, three workers on a machine
+    // whose default would be its core count, a drain of 200 ms instead of
+    // 5 s.
+    let drain = Duration::from_millis(200);
+    let mut server = ServerProcess::spawn_with_env(
+        SERVER,
+        &[],
+        &[
+            ("SERVER_LISTEN", "127.0.0.1:0"),
+            ("SERVER_METRICS_LISTEN", "127.0.0.1:0"),
+            ("SERVER_WORKERS", "3"),
+            ("SERVER_DRAIN_TIMEOUT", "200ms"),
+        ],
+    )
+    .unwrap();
+    assert!(server.ws.ip().is_loopback(), "SERVER_LISTEN: {}", server.ws);
+    let metrics = server.metrics.expect("SERVER_METRICS_LISTEN: metrics on");
+    assert!(
+        metrics.ip().is_loopback(),
+        "SERVER_METRICS_LISTEN: {metrics}"
+    );
+    // Workers start after the ready line: give them a moment.
+    let pid = server.child.id();
+    let count_workers = || {
+        thread_names(pid)
+            .iter()
+            .filter(|name| name.starts_with("worker-"))
+            .count()
+    };
+    let deadline = Instant::now() + testkit::WAIT;
+    while count_workers() != 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count_workers(), 3, "SERVER_WORKERS");
+
+    let addr = server.ws;
+    let mut polite = Client::connect(addr, Proto::Json, "username=p&room=r")
+        .await
+        .unwrap();
+    // A client that never answers the close holds the drain to its timeout.
+    let mut mute = RawClient::connect(addr, "/?username=mute&room=r")
+        .await
+        .unwrap();
+
+    let sent = Instant::now();
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = server.interrupt(Duration::from_secs(10));
+        (status, sent.elapsed())
+    });
+    assert_eq!(closed_with(&mut polite).await, Some(1001));
+    let (status, after) = exit.await.unwrap();
+    let status = status.unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    // The mute client would hold the server until its close grace (2 s,
+    // server/src/session.rs) ran out, or the 5 s default drain: the drain
+    // of SERVER_DRAIN_TIMEOUT cut it short.
+    assert!(
+        after < Duration::from_millis(1500),
+        "exited {after:?} after SIGINT; SERVER_DRAIN_TIMEOUT is {drain:?}"
+    );
     assert_eq!(mute.expect_close().await.unwrap(), Some(1001));
 }

@@ -154,15 +154,50 @@ impl ServerProcess {
     /// Runs `bin` (e.g. `env!("CARGO_BIN_EXE_server")`) on ephemeral ports
     /// with extra `args` and reads its ready line.
     pub fn spawn(bin: &str, args: &[&str]) -> anyhow::Result<ServerProcess> {
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(args)
+            .args(args);
+        ServerProcess::start(command, bin)
+    }
+
+    /// Runs `bin` with `args` and the environment variables `envs`, and
+    /// nothing else: no `--listen`, and no `SERVER_*` variable of the
+    /// test's own environment, so a test of configuration by environment
+    /// sees only what it set. `envs` must put the server on ephemeral
+    /// ports (`SERVER_LISTEN=127.0.0.1:0`, ...).
+    pub fn spawn_with_env(
+        bin: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
+        let mut command = Command::new(bin);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SERVER_") {
+                command.env_remove(key);
+            }
+        }
+        command.args(args).envs(envs.iter().copied());
+        ServerProcess::start(command, bin)
+    }
+
+    /// Starts `command` and reads the server's ready line.
+    fn start(mut command: Command, bin: &str) -> anyhow::Result<ServerProcess> {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("spawning {bin}"))?;
         let line = first_line(&mut child, "server")?;
-        let ready: server::ReadyLine = line.trim_end().parse()?;
+        let ready: server::ReadyLine = match line.trim_end().parse() {
+            Ok(ready) => ready,
+            Err(e) => {
+                // Not a server we can talk to: do not leave it running.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.into());
+            }
+        };
         Ok(ServerProcess {
             child,
             ws: ready.ws,
@@ -176,15 +211,29 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal_and_wait(libc::SIGTERM, "SIGTERM", within)
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit status.
+    pub fn interrupt(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal_and_wait(libc::SIGINT, "SIGINT", within)
+    }
+
+    fn signal_and_wait(
+        &mut self,
+        signal: libc::c_int,
+        name: &str,
+        within: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let deadline = std::time::Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status);
             }
             if std::time::Instant::now() > deadline {
-                bail!("server did not exit within {within:?} of SIGTERM");
+                bail!("server did not exit within {within:?} of {name}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
