@@ -58,7 +58,12 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
     (
         "messages_received",
         "messages",
-        "messages received, every copy counted",
+        "messages received, every copy counted, welcomes and join/leave notices included",
+    ),
+    (
+        "copies_received",
+        "messages",
+        "of messages_received, the chat messages (or echoes): copies of what the senders sent",
     ),
     (
         "messages_lost",
@@ -73,12 +78,17 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
     (
         "messages_sent_per_sec",
         "messages/s",
-        "messages_sent over the measured time",
+        "messages_sent per second of sending (from the end of the ramp to the end of the phase)",
     ),
     (
         "messages_received_per_sec",
         "messages/s",
-        "messages_received over the measured time",
+        "messages_received per second of sending",
+    ),
+    (
+        "copies_received_per_sec",
+        "messages/s",
+        "copies_received per second of sending",
     ),
     ("connect_p50_ms", "ms", "TCP connect plus upgrade, median"),
     (
@@ -155,33 +165,36 @@ fn prefix(kind: Latency) -> &'static str {
 /// for histograms that recorded something, so a threshold on a latency
 /// the workload never measures fails as "nothing measured" instead of
 /// passing on a zero.
-pub fn phase_figures(totals: &Totals, held_after_ramp: u64) -> Figures {
-    let mut f = counters(totals, totals.elapsed_secs);
+/// `sending_secs` is how long senders sent: rates are per second of that,
+/// not of the ramp and the drain.
+pub fn phase_figures(totals: &Totals, held_after_ramp: u64, sending_secs: f64) -> Figures {
+    let mut f = counters(totals, sending_secs);
     f.insert("connections_held".into(), totals.open_connections as f64);
     f.insert("connections_held_after_ramp".into(), held_after_ramp as f64);
     f.insert("connections_peak".into(), totals.peak_connections as f64);
     f
 }
 
-/// The whole run from its phases' merged totals and held-after-ramp
-/// counts: counters summed and histograms merged, rates over the phases'
-/// summed time (they run one after another, where `Totals::merge` assumes
-/// side by side), and the gauges the highest phase's, since each phase
-/// closes what it opened.
-pub fn run_figures(phases: &[(&Totals, u64)]) -> Figures {
-    let merged = Totals::merged(phases.iter().map(|(t, _)| *t));
-    let elapsed: f64 = phases.iter().map(|(t, _)| t.elapsed_secs).sum();
-    let mut f = counters(&merged, elapsed);
-    let max =
-        |g: fn(&Totals, u64) -> u64| phases.iter().map(|(t, h)| g(t, *h)).max().unwrap_or(0) as f64;
+/// The whole run from each phase's merged totals, held-after-ramp count
+/// and sending time: counters summed and histograms merged, rates over the
+/// phases' summed sending time (they run one after another, where
+/// `Totals::merge` assumes side by side), and the gauges the highest
+/// phase's, since each phase closes what it opened.
+pub fn run_figures(phases: &[(&Totals, u64, f64)]) -> Figures {
+    let merged = Totals::merged(phases.iter().map(|(t, _, _)| *t));
+    let sending: f64 = phases.iter().map(|(_, _, s)| s).sum();
+    let mut f = counters(&merged, sending);
+    let max = |g: fn(&Totals, u64) -> u64| {
+        phases.iter().map(|(t, h, _)| g(t, *h)).max().unwrap_or(0) as f64
+    };
     f.insert("connections_held".into(), max(|t, _| t.open_connections));
     f.insert("connections_held_after_ramp".into(), max(|_, h| h));
     f.insert("connections_peak".into(), max(|t, _| t.peak_connections));
     f
 }
 
-/// Everything but the gauges.
-fn counters(t: &Totals, elapsed_secs: f64) -> Figures {
+/// Everything but the gauges; rates over `sending_secs`.
+fn counters(t: &Totals, sending_secs: f64) -> Figures {
     let mut f = Figures::new();
     let mut put = |name: &str, v: f64| {
         f.insert(name.to_string(), v);
@@ -195,6 +208,7 @@ fn counters(t: &Totals, elapsed_secs: f64) -> Figures {
     put("churned", t.churned as f64);
     put("messages_sent", t.messages_sent as f64);
     put("messages_received", t.messages_received as f64);
+    put("copies_received", t.copies_received as f64);
     put("messages_lost", t.messages_lost as f64);
     put(
         "messages_lost_ratio",
@@ -202,11 +216,15 @@ fn counters(t: &Totals, elapsed_secs: f64) -> Figures {
     );
     put(
         "messages_sent_per_sec",
-        per_sec(t.messages_sent, elapsed_secs),
+        per_sec(t.messages_sent, sending_secs),
     );
     put(
         "messages_received_per_sec",
-        per_sec(t.messages_received, elapsed_secs),
+        per_sec(t.messages_received, sending_secs),
+    );
+    put(
+        "copies_received_per_sec",
+        per_sec(t.copies_received, sending_secs),
     );
     for kind in Latency::ALL {
         if let Some(h) = t.latency(kind).filter(|h| h.count > 0) {
@@ -292,6 +310,7 @@ mod tests {
             peak_connections: 995 * scale,
             messages_sent: 2000 * scale,
             messages_received: 50_000 * scale,
+            copies_received: 40_000 * scale,
             messages_lost: 5 * scale,
             churned: 7 * scale,
             closes_unexpected: BTreeMap::from([("1006".to_string(), 3 * scale)]),
@@ -302,7 +321,8 @@ mod tests {
 
     #[test]
     fn phase_figures_of_full_totals_are_every_figure_but_the_run_level_one() {
-        let f = phase_figures(&totals(1), 970);
+        // 10 s measured, of which 8 s of sending
+        let f = phase_figures(&totals(1), 970, 8.0);
         let names: BTreeSet<&str> = f.keys().map(String::as_str).collect();
         let expected: BTreeSet<&str> = FIGURES
             .iter()
@@ -318,8 +338,10 @@ mod tests {
         assert_eq!(f["closes_unexpected"], 3.0);
         assert_eq!(f["churned"], 7.0);
         assert_eq!(f["messages_lost_ratio"], 0.0025);
-        assert_eq!(f["messages_sent_per_sec"], 200.0);
-        assert_eq!(f["messages_received_per_sec"], 5000.0);
+        assert_eq!(f["messages_sent_per_sec"], 250.0);
+        assert_eq!(f["messages_received_per_sec"], 6250.0);
+        assert_eq!(f["copies_received"], 40_000.0);
+        assert_eq!(f["copies_received_per_sec"], 5000.0);
         // 1..=1000 µs: the median is 0.5 ms, the maximum 1 ms (HDR
         // rounds within 0.1 %).
         assert!((f["rtt_p50_ms"] - 0.5).abs() < 0.001, "{}", f["rtt_p50_ms"]);
@@ -340,7 +362,7 @@ mod tests {
         );
         t.latencies
             .insert(Latency::Connect.as_str().to_string(), histogram([2000]));
-        let f = phase_figures(&t, 0);
+        let f = phase_figures(&t, 0, 0.0);
         assert!(!f.contains_key("rtt_p99_ms"));
         assert!(!f.contains_key("fanout_p99_ms"));
         assert_eq!(f["connect_p99_ms"], 2.0);
@@ -352,7 +374,7 @@ mod tests {
     #[test]
     fn run_figures_sum_counters_merge_histograms_and_take_the_highest_gauge() {
         let (a, b) = (totals(1), totals(3));
-        let f = run_figures(&[(&a, 900), (&b, 2900)]);
+        let f = run_figures(&[(&a, 900, 8.0), (&b, 2900, 12.0)]);
         assert_eq!(f["connects_attempted"], 4000.0);
         assert_eq!(f["connect_errors"], 40.0);
         assert_eq!(f["connect_errors_ratio"], 0.01);
@@ -361,7 +383,8 @@ mod tests {
         assert_eq!(f["connections_held"], 2940.0);
         assert_eq!(f["connections_held_after_ramp"], 2900.0);
         assert_eq!(f["connections_peak"], 2985.0);
-        // 8000 messages over 10 s + 10 s, not over the longer phase alone.
+        // 8000 messages over 8 s + 12 s of sending, not over the longer
+        // phase alone.
         assert_eq!(f["messages_sent_per_sec"], 400.0);
         // Merged histograms: a's 1000 samples up to 1 ms and b's up to 3 ms;
         // the run's maximum is b's.

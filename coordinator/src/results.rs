@@ -76,6 +76,13 @@ pub struct PhaseResult {
     pub started_unix_ms: u64,
     /// Whether the phase ran to its end on every agent.
     pub interrupted: bool,
+    /// The longest ramp of the agents, in seconds.
+    #[serde(default)]
+    pub ramp_secs: f64,
+    /// How long senders sent (the longest of the agents', which start
+    /// together): the phase's message rates are per second of this.
+    #[serde(default)]
+    pub sending_secs: f64,
     /// Every agent's totals merged: counters summed, histograms merged.
     pub totals: Totals,
     pub figures: Figures,
@@ -99,10 +106,18 @@ pub struct AgentPhase {
     pub figures: Figures,
     pub intervals: Vec<Interval>,
     pub held_after_ramp: u64,
-    /// The agent's busiest process, percent of one core; near
-    /// 100 × threads the agent itself was the bottleneck.
+    /// The agent's busiest second, percent of one core (its processes
+    /// summed); near 100 × threads the agent itself was the bottleneck.
     pub cpu_percent_max: f64,
+    /// Cores the agent could use.
     pub threads: usize,
+    /// Seconds in which the agent was CPU-saturated.
+    #[serde(default)]
+    pub cpu_saturated_secs: u64,
+    #[serde(default)]
+    pub ramp_secs: f64,
+    #[serde(default)]
+    pub sending_secs: f64,
     pub processes: u64,
     pub failure: Option<String>,
 }

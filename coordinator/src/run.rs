@@ -490,19 +490,25 @@ impl<'a> Runner<'a> {
                         .push(format!("agent {}: {why}", self.members[i].link.label()));
                     part.failure.get_or_insert(why);
                 }
-                part.figures = figures::phase_figures(&o.totals, o.held_after_ramp);
+                part.figures = figures::phase_figures(&o.totals, o.held_after_ramp, o.sending_secs);
                 part.held_after_ramp = o.held_after_ramp;
                 part.cpu_percent_max = o.cpu_percent_max;
                 part.threads = o.threads;
+                part.cpu_saturated_secs = o.cpu_saturated_secs;
+                part.ramp_secs = o.ramp_secs;
+                part.sending_secs = o.sending_secs;
                 part.processes = o.processes;
                 held_after_ramp += o.held_after_ramp;
+                result.ramp_secs = result.ramp_secs.max(o.ramp_secs);
+                result.sending_secs = result.sending_secs.max(o.sending_secs);
                 parts.push(o.totals.clone());
                 part.totals = Some(o.totals);
             }
             result.agents.push(part);
         }
         result.totals = Totals::merged(&parts);
-        result.figures = figures::phase_figures(&result.totals, held_after_ramp);
+        result.figures =
+            figures::phase_figures(&result.totals, held_after_ramp, result.sending_secs);
         let phase = &self.setup.scenario.phases[result.index];
         for expr in &phase.thresholds {
             let checked = match threshold::parse(expr) {
@@ -516,11 +522,14 @@ impl<'a> Runner<'a> {
 
     /// Run-level figures and thresholds, and the verdict.
     fn judge(&mut self) -> Results {
-        let parts: Vec<(&Totals, u64)> = self
+        let parts: Vec<(&Totals, u64, f64)> = self
             .results
             .phases
             .iter()
-            .map(|p| (&p.totals, p.agents.iter().map(|a| a.held_after_ramp).sum()))
+            .map(|p| {
+                let held = p.agents.iter().map(|a| a.held_after_ramp).sum();
+                (&p.totals, held, p.sending_secs)
+            })
             .collect();
         let mut run = figures::run_figures(&parts);
         run.insert(

@@ -67,6 +67,7 @@ pub fn phase_opts(target: &Target, urls: &[String], phase: &Phase, room_prefix: 
         source_ips: None,
         connect_timeout: phase.connect_timeout,
         drain: phase.drain,
+        loss_timeout: loadgen::opts::default_loss_timeout(),
         json: None,
         progress: Progress::Never,
         min_held: 0.0,

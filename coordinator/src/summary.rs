@@ -78,10 +78,16 @@ fn run_info(results: &Results, phase: &PhaseResult) -> RunInfo {
         duration_secs: phase.duration_secs,
         workload: results.scenario.workload.clone(),
         cpu_percent_max: busiest.map_or(0.0, |a| a.cpu_percent_max),
-        cpu_saturated: busiest.is_some_and(|a| a.cpu_percent_max >= 90.0 * a.threads.max(1) as f64),
+        cpu_saturated: busiest
+            .is_some_and(|a| a.cpu_percent_max >= loadgen::engine::saturation_mark(a.threads)),
+        cpu_saturated_secs: busiest.map_or(0, |a| a.cpu_saturated_secs),
+        cores: busiest.map_or(0, |a| a.threads),
         notes: Vec::new(),
         held_after_ramp: phase.agents.iter().map(|a| a.held_after_ramp).sum(),
-        rss_per_connection_bytes: None,
         processes: phase.agents.iter().map(|a| a.processes).sum(),
+        ramp_secs: phase.ramp_secs,
+        sending_secs: phase.sending_secs,
+        // The agents block below names each agent and its share.
+        ..RunInfo::default()
     }
 }

@@ -156,6 +156,7 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
             bytes_sent: sent * 64,
             bytes_received: received * 64,
             lost,
+            cpu_percent: ap.cpu_percent_max,
             open_connections: open,
             latencies: hs
                 .iter()
@@ -196,6 +197,7 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
         threads: 2,
         processes: 1,
         failure: None,
+        ..AgentPhase::default()
     }
 }
 
@@ -236,6 +238,8 @@ fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> Ph
         totals,
         intervals,
         agents: parts,
+        ramp_secs: 3.0,
+        sending_secs: PHASE_SECS as f64 - 3.0,
     }
 }
 

@@ -159,9 +159,15 @@ pub fn check(
         return Err(CapacityError::NoTargets);
     }
     let given = sources.max(1) as u64;
-    let n_targets = distinct.len() as u64;
+    // Connections go round-robin over the list as given, so a target named
+    // twice takes twice the share; the busiest one runs out of ports first.
+    let most_named = distinct
+        .iter()
+        .map(|d| targets.iter().filter(|t| *t == d).count() as u64)
+        .max()
+        .unwrap_or(1);
     let ports_per_pair = u64::from(port_range.1.saturating_sub(port_range.0)) + 1;
-    let per_source = n_targets.saturating_mul(ports_per_pair);
+    let per_source = ports_per_pair.saturating_mul(targets.len() as u64) / most_named;
     let max_by_ports = given.saturating_mul(per_source);
     let per_process = nofile.saturating_sub(RESERVED_FDS);
     let max_by_files = processes.saturating_mul(per_process);
@@ -205,8 +211,8 @@ pub fn check(
 }
 
 /// Refuses a source address that cannot reach some target: a socket bound
-/// to an IPv4 address cannot connect to an IPv6 one, and round-robin would
-/// pair every source with every target.
+/// to an IPv4 address cannot connect to an IPv6 one, and every source is
+/// paired with every target.
 pub fn check_families(sources: &[IpAddr], targets: &[SocketAddr]) -> Result<(), CapacityError> {
     for source_ip in sources {
         if let Some(target) = targets.iter().find(|t| t.is_ipv4() != source_ip.is_ipv4()) {
@@ -301,7 +307,7 @@ mod tests {
 
     #[test]
     fn arithmetic_of_a_fitting_run() {
-        let targets = addrs(&["127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8080"]);
+        let targets = addrs(&["127.0.0.1:8080", "127.0.0.1:8081"]);
         let cap = check(100_000, 2, &targets, RANGE, 20_000, 6).unwrap();
         assert_eq!(
             cap,
@@ -316,6 +322,13 @@ mod tests {
             }
         );
         assert_eq!(cap.max(), 112_928);
+        // Named twice, :8080 takes two thirds of the connections: 100,000
+        // would put 33,334 on each (source, :8080) pair.
+        let twice = addrs(&["127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8080"]);
+        let cap = check(80_000, 2, &twice, RANGE, 20_000, 6).unwrap();
+        assert_eq!(cap.targets, 2);
+        assert_eq!(cap.max_by_ports, 2 * 28_232 * 3 / 2);
+        assert!(check(100_000, 2, &twice, RANGE, 20_000, 6).is_err());
         // Exactly at both limits still fits.
         let cap = check(28_232, 0, &targets[..1], RANGE, 28_232 + 64, 1).unwrap();
         assert_eq!(cap.max_by_ports, 28_232);

@@ -8,6 +8,7 @@
 //! (coordinated omission).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
@@ -57,6 +58,8 @@ pub struct RunContext {
     pub end: Instant,
     /// After `end`, how long to wait for copies still in flight.
     pub drain: Duration,
+    /// How long a sender's own copy may take before it counts as lost.
+    pub loss_timeout: Duration,
     /// Nanoseconds after `epoch` from which senders send; unset
     /// (`u64::MAX`) until the ramp of this process is over.
     pub sending_from_ns: AtomicU64,
@@ -70,6 +73,7 @@ impl RunContext {
         local: Range<u64>,
         end: Instant,
         drain: Duration,
+        loss_timeout: Duration,
     ) -> RunContext {
         RunContext {
             workload,
@@ -78,6 +82,7 @@ impl RunContext {
             local,
             end,
             drain,
+            loss_timeout,
             sending_from_ns: AtomicU64::new(u64::MAX),
         }
     }
@@ -126,8 +131,11 @@ pub struct Client {
     timer_at: Instant,
     /// Turns true on Ctrl-C.
     stop: watch::Receiver<bool>,
-    /// Own messages sent and not yet seen back.
-    outstanding: u64,
+    /// Due times (ns after the epoch) of own messages sent and not yet seen
+    /// back, oldest first. A server relays one connection's messages in
+    /// order, so the front is the one to write off first. Empty (and
+    /// unallocated) on listeners.
+    outstanding: VecDeque<u64>,
     /// Under churn: when this connection closes to reconnect.
     retire_at: Option<Instant>,
     /// Set once it is closing to reconnect rather than for the end.
@@ -168,7 +176,7 @@ impl Client {
             phase: Phase::Running,
             next_send,
             next_ping,
-            outstanding: 0,
+            outstanding: VecDeque::new(),
             retire_at: lifetime.map(|l| now + l).filter(|&t| t < ctx.end),
             churning: false,
             drain_until: ctx.end + ctx.drain,
@@ -183,10 +191,32 @@ impl Client {
     /// Records how the connection ended, and what it never got back.
     pub fn finish(self, closed: Closed) {
         let recorder = &self.ctx.recorder;
-        if self.outstanding > 0 {
-            recorder.lost(self.outstanding);
+        if !self.outstanding.is_empty() {
+            recorder.lost(self.outstanding.len() as u64);
         }
         recorder.disconnected(closed);
+    }
+
+    /// When the oldest own message not yet back is written off as lost.
+    fn loss_deadline(&self) -> Option<Instant> {
+        let due_ns = *self.outstanding.front()?;
+        Some(self.ctx.epoch + Duration::from_nanos(due_ns) + self.ctx.loss_timeout)
+    }
+
+    /// Counts as lost, as it happens, every own message that has been out
+    /// longer than the loss timeout, so the progress line and /metrics show
+    /// a server that drops messages while it does. A copy that turns up
+    /// later is not timed (it is no longer outstanding); the timeout is long
+    /// (10 s by default) so that a stall shows up as latency, not as loss.
+    fn write_off(&mut self, now: Instant) {
+        let mut lost = 0;
+        while self.loss_deadline().is_some_and(|d| d <= now) {
+            self.outstanding.pop_front();
+            lost += 1;
+        }
+        if lost > 0 {
+            self.ctx.recorder.lost(lost);
+        }
     }
 
     /// Runs the connection until it ends. Every held connection's task
@@ -276,6 +306,7 @@ impl Client {
             self.next_send,
             self.next_ping,
             self.retire_at,
+            self.loss_deadline(),
             Some(phase_end),
         ]
         .into_iter()
@@ -284,8 +315,10 @@ impl Client {
         .unwrap_or(phase_end)
     }
 
-    /// Sends what is due and moves through the phases.
+    /// Sends what is due, writes off what is overdue, and moves through
+    /// the phases.
     fn on_time(&mut self, now: Instant) {
+        self.write_off(now);
         // Plain copies: `send` needs `&mut self`, and cloning the Arc on
         // every wake of every connection would cost two atomic operations.
         let ctx = &self.ctx;
@@ -336,7 +369,7 @@ impl Client {
             self.phase = Phase::Draining;
         }
         if self.phase == Phase::Draining
-            && (now >= self.drain_until || (self.churning && self.outstanding == 0))
+            && (now >= self.drain_until || (self.churning && self.outstanding.is_empty()))
         {
             self.phase = Phase::Closing;
         }
@@ -357,7 +390,7 @@ impl Client {
         };
         ctx.recorder.sent(1, 0);
         self.out.push(frame);
-        self.outstanding += 1;
+        self.outstanding.push_back(due_ns);
     }
 
     /// Writes what the socket takes now. Bytes are counted as written,
@@ -460,7 +493,13 @@ impl Client {
 }
 
 /// Counts a data message and times it when it is one of ours.
-fn on_data(ctx: &RunContext, role: &Role, outstanding: &mut u64, m: Message<'_>, now: Instant) {
+fn on_data(
+    ctx: &RunContext,
+    role: &Role,
+    outstanding: &mut VecDeque<u64>,
+    m: Message<'_>,
+    now: Instant,
+) {
     ctx.recorder.received(1, 0);
     let payload: &[u8] = match ctx.workload.kind {
         WorkloadKind::Echo => match m {
@@ -475,6 +514,7 @@ fn on_data(ctx: &RunContext, role: &Role, outstanding: &mut u64, m: Message<'_>,
             if msg.kind() != Some(MsgType::Chat) {
                 return;
             }
+            ctx.recorder.copy_received();
             return time_probe(
                 ctx,
                 role,
@@ -486,13 +526,14 @@ fn on_data(ctx: &RunContext, role: &Role, outstanding: &mut u64, m: Message<'_>,
         }
         WorkloadKind::Idle => return,
     };
+    ctx.recorder.copy_received();
     time_probe(ctx, role, outstanding, payload, now, Latency::Echo);
 }
 
 fn time_probe(
     ctx: &RunContext,
     role: &Role,
-    outstanding: &mut u64,
+    outstanding: &mut VecDeque<u64>,
     payload: &[u8],
     now: Instant,
     own_kind: Latency,
@@ -503,8 +544,11 @@ fn time_probe(
     let sent_at = ctx.epoch + Duration::from_nanos(due_ns);
     let latency = now.saturating_duration_since(sent_at);
     if u64::from(sender) == role.index as u32 as u64 {
-        *outstanding = outstanding.saturating_sub(1);
-        ctx.recorder.latency(own_kind, latency);
+        // In order, it is the front; one already written off is not timed.
+        if let Some(at) = outstanding.iter().position(|&d| d == due_ns) {
+            outstanding.remove(at);
+            ctx.recorder.latency(own_kind, latency);
+        }
     } else if ctx.local.contains(&u64::from(sender)) {
         ctx.recorder.latency(Latency::Fanout, latency);
     }

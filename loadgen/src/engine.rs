@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,15 +36,33 @@ const FINISH_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything a run produced. Serializable: a worker process sends its
 /// outcome to the parent as one JSON line.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub totals: Totals,
     #[serde(skip)]
     pub intervals: Vec<Interval>,
     /// Connections open when the ramp had finished.
     pub held_after_ramp: u64,
+    /// The busiest second's CPU, in percent of one core (all processes).
     pub cpu_percent_max: f64,
+    /// Cores the load generator could use: its runtime threads (all
+    /// processes), at most the machine's cores.
     pub threads: usize,
+    /// Seconds in which the CPU was at the saturation mark or above.
+    #[serde(default)]
+    pub cpu_saturated_secs: u64,
+    /// How long the ramp took (from the start until every attempt had
+    /// resolved), in seconds.
+    #[serde(default)]
+    pub ramp_secs: f64,
+    /// How long senders sent: from the end of the ramp to the end of the
+    /// run (or Ctrl-C). Message rates are per second of this.
+    #[serde(default)]
+    pub sending_secs: f64,
+    /// Connections never attempted: the run ended before the ramp reached
+    /// them.
+    #[serde(default)]
+    pub not_attempted: u64,
     /// Set when the run was cut short (Ctrl-C).
     pub interrupted: bool,
     /// Growth of resident memory from start to the end of the ramp.
@@ -56,8 +75,31 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn cpu_saturated(&self) -> bool {
-        self.cpu_percent_max >= SATURATED_CPU_PERCENT * self.threads as f64
+        self.cpu_percent_max >= saturation_mark(self.threads)
     }
+}
+
+/// The CPU use, in percent of one core, at which `threads` usable cores
+/// count as saturated.
+pub fn saturation_mark(threads: usize) -> f64 {
+    SATURATED_CPU_PERCENT * threads.max(1) as f64
+}
+
+/// The cores `threads` runtime threads can really use on this machine.
+pub fn usable_cores(threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    threads.clamp(1, cores)
+}
+
+/// The busiest second and the number of saturated seconds of a series.
+pub fn cpu_figures(intervals: &[Interval], threads: usize) -> (f64, u64) {
+    let mark = saturation_mark(threads);
+    let max = intervals
+        .iter()
+        .map(|iv| iv.cpu_percent)
+        .fold(0.0, f64::max);
+    let saturated = intervals.iter().filter(|iv| iv.cpu_percent >= mark).count() as u64;
+    (max, saturated)
 }
 
 /// The resolved plan: where each connection goes and from where.
@@ -163,6 +205,7 @@ pub async fn run(
         slice.clone(),
         epoch + opts.duration,
         opts.drain,
+        opts.loss_timeout,
     ));
     info!(
         connections = total,
@@ -174,16 +217,20 @@ pub async fn run(
     );
 
     let plan = Arc::new((plan.targets, plan.tls, plan.sources, plan.extras));
-    let inflight = Arc::new(Semaphore::new(opts.max_inflight.max(1)));
+    // The end of the ramp takes every permit back in one call, which counts
+    // in u32; --max-inflight is bounded far below that anyway.
+    let permits = opts.max_inflight.clamp(1, u32::MAX as usize) as u32;
+    let inflight = Arc::new(Semaphore::new(permits as usize));
     let mut tasks = JoinSet::new();
     let (ramp_done_tx, mut ramp_done) = watch::channel(false);
+    let spawned = Arc::new(AtomicU64::new(0));
     let spawner = {
+        let spawned = spawned.clone();
         let ctx = ctx.clone();
         let plan = plan.clone();
         let stop = stop.clone();
         let connect_timeout = opts.connect_timeout;
         let ramp = opts.ramp;
-        let max_inflight = opts.max_inflight.max(1) as u32;
         tokio::spawn(async move {
             let mut tasks = JoinSet::new();
             for (n, i) in slice.enumerate() {
@@ -202,6 +249,7 @@ pub async fn run(
                 let ctx = ctx.clone();
                 let plan = plan.clone();
                 let stop = stop.clone();
+                spawned.fetch_add(1, Ordering::Relaxed);
                 tasks.spawn(connection_task(
                     i,
                     ctx,
@@ -213,36 +261,55 @@ pub async fn run(
                 ));
             }
             // The ramp is over once every attempt has resolved.
-            let _ = inflight.acquire_many(max_inflight).await;
+            let _ = inflight.acquire_many(permits).await;
             let _ = ramp_done_tx.send(true);
-            while tasks.join_next().await.is_some() {}
+            let mut panics = Panics::default();
+            while let Some(done) = tasks.join_next().await {
+                if let Err(e) = done {
+                    panics.note(e);
+                }
+            }
+            panics
         })
     };
     tasks.spawn(async move {
-        let _ = spawner.await;
+        match spawner.await {
+            Ok(panics) => panics,
+            Err(e) => {
+                let mut panics = Panics::default();
+                panics.note(e);
+                panics
+            }
+        }
     });
 
     // Progress, CPU sampling and the end of the run.
     let mut intervals = Vec::new();
     let mut cpu = CpuSample::of_self().ok();
-    let mut cpu_percent_max: f64 = 0.0;
+    // This process's CPU since the previous reading, in percent of a core.
+    let mut cpu_since_last = move || {
+        let prev = cpu.take()?;
+        let now = CpuSample::of_self().ok()?;
+        let percent = prev.percent_until(&now);
+        cpu = Some(now);
+        Some(percent)
+    };
     let mut held_after_ramp = None;
+    let mut ramp_secs = 0.0;
+    let mut sending_from: Option<Instant> = None;
+    let mut stopped_at: Option<Instant> = None;
     let mut rss_growth_bytes = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let finish_by = ctx.end + ctx.drain + FINISH_GRACE;
     let mut interrupted = false;
+    let mut panics = Panics::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let iv = recorder.interval();
-                if let Some(prev) = cpu.take() {
-                    if let Ok(now) = CpuSample::of_self() {
-                        cpu_percent_max = cpu_percent_max.max(prev.percent_until(&now));
-                        cpu = Some(now);
-                    }
-                }
+                let mut iv = recorder.interval();
+                iv.cpu_percent = cpu_since_last().unwrap_or(0.0);
                 on_interval(&iv, &recorder);
                 intervals.push(iv);
             }
@@ -250,18 +317,24 @@ pub async fn run(
                 if changed.is_ok() {
                     // Joins travel with the upgrade; a short pause lets the
                     // server finish the last ones before anyone chats.
-                    ctx.start_sending(Instant::now() + JOIN_SETTLE);
+                    let from = Instant::now() + JOIN_SETTLE;
+                    ctx.start_sending(from);
+                    sending_from = Some(from);
+                    ramp_secs = epoch.elapsed().as_secs_f64();
                     held_after_ramp = Some(recorder.open_connections());
                     rss_growth_bytes = rss_bytes() as i64 - rss_at_start as i64;
                 }
             }
             _ = stop.changed(), if !interrupted => {
                 interrupted = true;
+                stopped_at = Some(Instant::now());
                 warn!("interrupted: closing every connection, then the summary");
             }
             done = tasks.join_next() => {
-                if done.is_none() {
-                    break;
+                match done {
+                    None => break,
+                    Some(Ok(p)) => panics = p,
+                    Some(Err(e)) => panics.note(e),
                 }
             }
             _ = tokio::time::sleep_until(finish_by.into()) => {
@@ -271,9 +344,16 @@ pub async fn run(
             }
         }
     }
-    let last = recorder.interval();
+    let mut last = recorder.interval();
+    last.cpu_percent = cpu_since_last().unwrap_or(0.0);
     on_interval(&last, &recorder);
     intervals.push(last);
+    let threads = usable_cores(tokio::runtime::Handle::current().metrics().num_workers());
+    let (cpu_percent_max, cpu_saturated_secs) = cpu_figures(&intervals, threads);
+    let sending_secs = sending_from.map_or(0.0, |from| {
+        let until = stopped_at.map_or(ctx.end, |s| s.min(ctx.end));
+        until.saturating_duration_since(from).as_secs_f64()
+    });
     let mut totals = recorder.totals();
     totals.elapsed_secs = epoch.elapsed().as_secs_f64();
     // "Held at end": every connection that lasted until we closed it (a
@@ -286,12 +366,53 @@ pub async fn run(
         intervals,
         held_after_ramp: held_after_ramp.unwrap_or(0),
         cpu_percent_max,
-        threads: tokio::runtime::Handle::current().metrics().num_workers(),
+        threads,
+        cpu_saturated_secs,
+        ramp_secs,
+        sending_secs,
+        not_attempted: total.saturating_sub(spawned.load(Ordering::Relaxed)),
         interrupted,
         rss_growth_bytes,
         processes: 1,
-        failures: Vec::new(),
+        failures: panics.failure().into_iter().collect(),
     })
+}
+
+/// Connection tasks that panicked. A panic is a bug in loadgen, but its
+/// connection would otherwise still count as held, and the run could pass
+/// on figures that were never measured.
+#[derive(Default)]
+struct Panics {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Panics {
+    fn note(&mut self, e: tokio::task::JoinError) {
+        if !e.is_panic() {
+            return;
+        }
+        self.count += 1;
+        if self.first.is_none() {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            self.first = Some(msg);
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        (self.count > 0).then(|| {
+            format!(
+                "{} connection tasks panicked, a bug in loadgen (first: {}); the figures are incomplete",
+                self.count,
+                self.first.as_deref().unwrap_or("no message")
+            )
+        })
+    }
 }
 
 /// The targets and source addresses, shared by every connection task.
@@ -364,12 +485,12 @@ async fn connect_once(
     permit: OwnedSemaphorePermit,
 ) -> Option<conn::Upgraded> {
     let (targets, tls, sources, extras) = &**endpoints;
-    let t = (i % targets.len() as u64) as usize;
+    let (t, s) = endpoint_indices(i, targets.len(), sources.len());
     let target = &targets[t];
     let role = ctx.workload.role(i);
     let opts = ConnectOptions {
         server: target.addr,
-        source: (!sources.is_empty()).then(|| sources[(i % sources.len() as u64) as usize]),
+        source: s.map(|s| sources[s]),
         path_and_query: match ctx.workload.query(&role) {
             Some(q) => target.with_query(&q),
             None => target.path_and_query.clone(),
@@ -400,6 +521,19 @@ async fn connect_once(
     up
 }
 
+/// Which target and which source address connection `i` uses. The target
+/// turns fastest and the source once per round of targets, so every
+/// (source, target) pair carries its share: with `i % sources` instead, two
+/// sources and two targets would only ever make two of the four pairs, and
+/// the capacity check (which counts every pair's ports) would promise twice
+/// what the run can hold.
+fn endpoint_indices(i: u64, targets: usize, sources: usize) -> (usize, Option<usize>) {
+    let t = targets.max(1) as u64;
+    let target = (i % t) as usize;
+    let source = (sources > 0).then(|| ((i / t) % sources as u64) as usize);
+    (target, source)
+}
+
 fn rss_bytes() -> u64 {
     Memory::of_self().map_or(0, |m| m.vm_rss_kb * 1024)
 }
@@ -407,6 +541,55 @@ fn rss_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_source_meets_every_target_evenly() {
+        for (targets, sources) in [(2, 2), (3, 2), (2, 4), (4, 6), (1, 3), (3, 1)] {
+            let mut pairs = std::collections::HashMap::new();
+            let rounds = 5;
+            for i in 0..(targets * sources * rounds) as u64 {
+                let (t, s) = endpoint_indices(i, targets, sources);
+                *pairs.entry((t, s.unwrap())).or_insert(0) += 1;
+            }
+            assert_eq!(pairs.len(), targets * sources, "{targets}×{sources}");
+            assert!(pairs.values().all(|&n| n == rounds), "{pairs:?}");
+        }
+        assert_eq!(endpoint_indices(7, 3, 0), (1, None));
+    }
+
+    #[tokio::test]
+    async fn a_panicked_task_is_a_failure_with_its_message() {
+        let mut panics = Panics::default();
+        assert_eq!(panics.failure(), None);
+        for _ in 0..2 {
+            let e = tokio::spawn(async { panic!("slot 7 broke") })
+                .await
+                .unwrap_err();
+            panics.note(e);
+        }
+        // a task aborted at the end of the run is not a panic
+        let aborted = tokio::spawn(std::future::pending::<()>());
+        aborted.abort();
+        panics.note(aborted.await.unwrap_err());
+        let failure = panics.failure().unwrap();
+        assert!(failure.starts_with("2 connection tasks panicked"), "{failure}");
+        assert!(failure.contains("(first: slot 7 broke)"), "{failure}");
+    }
+
+    #[test]
+    fn cpu_is_judged_second_by_second_against_usable_cores() {
+        let second = |cpu: f64| Interval {
+            cpu_percent: cpu,
+            ..Interval::default()
+        };
+        let series = [second(50.0), second(185.0), second(190.0), second(120.0)];
+        assert_eq!(cpu_figures(&series, 2), (190.0, 2));
+        assert_eq!(cpu_figures(&series, 4), (190.0, 0));
+        assert_eq!(cpu_figures(&[], 2), (0.0, 0));
+        assert_eq!(usable_cores(0), 1);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(usable_cores(cores * 6), cores);
+    }
 
     /// Every held connection is one of these tasks: keep it small.
     #[tokio::test]
@@ -419,6 +602,7 @@ mod tests {
             Instant::now(),
             0..1,
             Instant::now(),
+            Duration::ZERO,
             Duration::ZERO,
         ));
         let permit = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();

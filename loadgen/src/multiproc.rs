@@ -19,7 +19,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
-use crate::engine::Outcome;
+use crate::engine::{self, Outcome};
 use crate::opts::{Processes, RunOpts};
 use crate::plan;
 use crate::stats::{Interval, Totals};
@@ -223,13 +223,19 @@ pub async fn run(
     }
     let outcomes: Vec<Outcome> = done.into_iter().flatten().collect();
     let totals = Totals::merged(outcomes.iter().map(|o| &o.totals));
-    let worst = outcomes
-        .iter()
-        .max_by(|a, b| a.cpu_percent_max.total_cmp(&b.cpu_percent_max));
+    // The workers share the machine: their summed CPU, second by second,
+    // against the machine's cores says whether the generator was the limit.
+    let threads = engine::usable_cores(outcomes.iter().map(|o| o.threads).sum());
+    let (cpu_percent_max, cpu_saturated_secs) = engine::cpu_figures(&intervals, threads);
+    let longest = |f: fn(&Outcome) -> f64| outcomes.iter().map(f).fold(0.0, f64::max);
     Ok(Outcome {
         held_after_ramp: outcomes.iter().map(|o| o.held_after_ramp).sum(),
-        cpu_percent_max: worst.map_or(0.0, |o| o.cpu_percent_max),
-        threads: worst.map_or(1, |o| o.threads),
+        cpu_percent_max,
+        threads,
+        cpu_saturated_secs,
+        ramp_secs: longest(|o| o.ramp_secs),
+        sending_secs: longest(|o| o.sending_secs),
+        not_attempted: outcomes.iter().map(|o| o.not_attempted).sum(),
         interrupted: interrupted || outcomes.iter().any(|o| o.interrupted),
         rss_growth_bytes: outcomes.iter().map(|o| o.rss_growth_bytes).sum(),
         processes: n as u64,
@@ -320,6 +326,7 @@ pub fn merge_interval(into: &mut Interval, iv: &Interval) {
     into.bytes_sent += iv.bytes_sent;
     into.bytes_received += iv.bytes_received;
     into.lost += iv.lost;
+    into.cpu_percent += iv.cpu_percent;
     into.open_connections += iv.open_connections;
     for (kind, l) in &iv.latencies {
         let m = into.latencies.entry(kind.clone()).or_default();

@@ -147,6 +147,13 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_DRAIN", default_value = "2s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
 
+    /// A sender's own copy not back this long after its scheduled send time
+    /// counts as lost at once (so losses show while the run goes on). Long,
+    /// so that a server that stalls shows up as latency rather than loss.
+    #[arg(long, env = "LOADGEN_LOSS_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[serde(default = "default_loss_timeout")]
+    pub loss_timeout: Duration,
+
     /// Write every figure and the histograms (HDR, mergeable) to this file.
     #[arg(long, env = "LOADGEN_JSON")]
     pub json: Option<PathBuf>,
@@ -179,6 +186,12 @@ pub struct RunOpts {
 pub enum Processes {
     Auto,
     Exactly(u64),
+}
+
+/// `--loss-timeout`'s default, also for orders from a coordinator of an
+/// earlier version, which had no loss timeout.
+pub fn default_loss_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn parse_processes(s: &str) -> Result<Processes, String> {

@@ -32,7 +32,31 @@ pub struct RunInfo {
     /// Load generator processes that shared the run.
     #[serde(default)]
     pub processes: u64,
+    /// The target URLs, as given.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Source addresses the connections were spread over (0: the kernel
+    /// chose).
+    #[serde(default)]
+    pub source_addresses: usize,
+    /// How long the ramp took, in seconds.
+    #[serde(default)]
+    pub ramp_secs: f64,
+    /// How long senders sent, in seconds: message rates are per second of
+    /// this, not of the whole run with its ramp and drain.
+    #[serde(default)]
+    pub sending_secs: f64,
+    /// Seconds in which the load generator was CPU-saturated.
+    #[serde(default)]
+    pub cpu_saturated_secs: u64,
+    /// Cores the load generator could use (all processes).
+    #[serde(default)]
+    pub cores: usize,
 }
+
+/// Runs smaller than this say nothing about memory per connection: the
+/// start-up allocations of the runtime and the first upgrades dominate.
+pub const MEMORY_FIGURE_MIN_CONNECTIONS: u64 = 1000;
 
 /// Latency kinds in display order, with the short label of the progress
 /// line and the label of the summary table.
@@ -90,9 +114,12 @@ const FIGURE: usize = 14;
 pub fn summary(t: &Totals, run: &RunInfo) -> String {
     let mut out = String::new();
     let secs = t.elapsed_secs;
+    // Traffic rates are over the sending window: dividing by the whole run
+    // would count the ramp and the drain, when nobody sends, as idle time.
+    let sending = run.sending_secs;
     let per_sec = |n: u64| {
-        if secs > 0.0 {
-            format!("{}/s", rate(n as f64 / secs))
+        if sending > 0.0 {
+            format!("{}/s", rate(n as f64 / sending))
         } else {
             "-".to_string()
         }
@@ -101,17 +128,44 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
         let _ = writeln!(out, "  {label:<LABEL$}{value:>FIGURE$}{extra}");
     };
 
-    let _ = writeln!(
+    let _ =
+        writeln!(
         out,
-        "loadgen summary: workload {}, planned {:.1} s, measured {:.1} s, CPU max {:.0} %",
-        run.workload, run.duration_secs, secs, run.cpu_percent_max
+        "loadgen summary: workload {}, planned {:.1} s, measured {:.1} s, CPU max {:.0} % of {} {}",
+        run.workload,
+        run.duration_secs,
+        secs,
+        run.cpu_percent_max,
+        run.cores.max(1),
+        if run.cores.max(1) == 1 { "core" } else { "cores" },
     );
+    if !run.targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} → {}, from {}, {} {}",
+            int(run.target_connections),
+            run.targets.join(", "),
+            match run.source_addresses {
+                0 => "the kernel's choice of source address".to_string(),
+                1 => "1 source address".to_string(),
+                n => format!("{n} source addresses"),
+            },
+            run.processes.max(1),
+            if run.processes > 1 {
+                "processes"
+            } else {
+                "process"
+            },
+        );
+    }
     if run.cpu_saturated {
         out.push('\n');
         let _ = writeln!(
             out,
-            "WARNING: the load generator was CPU-saturated (max {:.0} % CPU).",
-            run.cpu_percent_max
+            "WARNING: the load generator was CPU-saturated in {} of the run's seconds (max {:.0} % of {} cores).",
+            run.cpu_saturated_secs.max(1),
+            run.cpu_percent_max,
+            run.cores.max(1),
         );
         out.push_str(
             "  A saturated load generator measures itself, not the server: rates are\n  \
@@ -133,12 +187,17 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
     row(&mut out, "peak", int(t.peak_connections), "");
     row(&mut out, "attempted", int(t.connects_attempted), "");
     row(&mut out, "established", int(t.connects_ok), "");
-    row(
-        &mut out,
-        "connect rate",
-        per_sec(t.connects_ok),
-        "   (average over the run)",
-    );
+    if run.ramp_secs > 0.0 {
+        row(
+            &mut out,
+            "ramp",
+            format!("{:.1} s", run.ramp_secs),
+            &format!(
+                "   ({}/s: held after the ramp / its length)",
+                rate(run.held_after_ramp as f64 / run.ramp_secs)
+            ),
+        );
+    }
     row(&mut out, "closed by us", int(t.closes_by_us), "");
     if t.churned > 0 {
         row(
@@ -148,7 +207,10 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
             "   (closed by us and reconnected)",
         );
     }
-    if let Some(bytes) = run.rss_per_connection_bytes {
+    if let Some(bytes) = run
+        .rss_per_connection_bytes
+        .filter(|_| run.held_after_ramp >= MEMORY_FIGURE_MIN_CONNECTIONS)
+    {
         row(
             &mut out,
             "memory per connection",
@@ -160,9 +222,14 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
     counts_block(&mut out, "Connect errors", &t.connect_errors);
     counts_block(&mut out, "Unexpected closes", &t.closes_unexpected);
 
+    let window = if sending > 0.0 {
+        format!("   (per second of the {sending:.1} s of sending)")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\n{:<w$}{:>FIGURE$}{:>FIGURE$}",
+        "\n{:<w$}{:>FIGURE$}{:>FIGURE$}{window}",
         "Traffic",
         "total",
         "per second",
@@ -183,9 +250,15 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
         int(t.messages_received),
         per_sec(t.messages_received),
     );
+    traffic(
+        &mut out,
+        "  of which copies",
+        int(t.copies_received),
+        per_sec(t.copies_received),
+    );
     let byte_rate = |n: u64| {
-        if secs > 0.0 {
-            format!("{}/s", bytes(n as f64 / secs))
+        if sending > 0.0 {
+            format!("{}/s", bytes(n as f64 / sending))
         } else {
             "-".to_string()
         }
@@ -378,6 +451,7 @@ mod tests {
             bytes_sent: 9_500 * 64,
             bytes_received: 950_000 * 64,
             lost: 0,
+            cpu_percent: 150.0,
             open_connections: 95_000,
             latencies,
         }
@@ -447,6 +521,7 @@ mod tests {
             messages_sent: 200_000,
             bytes_sent: 200_000 * 64,
             messages_received: 2_000_000,
+            copies_received: 1_800_000,
             bytes_received: 2_000_000 * 64,
             messages_lost: 20,
             closes_by_us: 0,
@@ -480,6 +555,12 @@ mod tests {
             held_after_ramp: 99_998,
             rss_per_connection_bytes: Some(1234.4),
             processes: 1,
+            targets: vec!["ws://127.0.0.1:8080/".to_string()],
+            source_addresses: 8,
+            ramp_secs: 5.0,
+            sending_secs: 8.0,
+            cpu_saturated_secs: 0,
+            cores: 2,
         }
     }
 
@@ -487,23 +568,26 @@ mod tests {
     fn summary_has_every_figure_aligned() {
         let s = summary(&totals(), &run());
         let expected_lines = [
-            "loadgen summary: workload chat-binary, planned 10.0 s, measured 10.0 s, CPU max 87 %",
+            "loadgen summary: workload chat-binary, planned 10.0 s, measured 10.0 s, CPU max 87 % of 2 cores",
+            "  100,000 → ws://127.0.0.1:8080/, from 8 source addresses, 1 process",
             "  target                       100,000",
             "  held at end                   99,997   (3 short of target)",
             "  peak                         100,000",
             "  attempted                    100,010",
             "  established                  100,000",
-            "  connect rate                10,000/s   (average over the run)",
+            "  ramp                           5.0 s   (20,000/s: held after the ramp / its length)",
+            "  memory per connection         1234 B   (loadgen RSS growth / connections held)",
             "Connect errors: 10",
             "             7  timeout",
             "             3  HTTP 503",
             "Unexpected closes: 3",
             "             3  1013",
-            "Traffic                          total    per second",
-            "  messages sent                200,000      20,000/s",
-            "  messages received          2,000,000     200,000/s",
-            "  bytes sent                  12.2 MiB     1.2 MiB/s",
-            "  bytes received             122.1 MiB    12.2 MiB/s",
+            "Traffic                          total    per second   (per second of the 8.0 s of sending)",
+            "  messages sent                200,000      25,000/s",
+            "  messages received          2,000,000     250,000/s",
+            "    of which copies          1,800,000     225,000/s",
+            "  bytes sent                  12.2 MiB     1.5 MiB/s",
+            "  bytes received             122.1 MiB    15.3 MiB/s",
             "  messages lost                     20   (0.0100 % of sent)",
             "Latency (ms)         count       p50       p90       p99     p99.9       max",
             "  round trip         1,000      5.00      9.01      9.90      9.99      10.0",
@@ -528,9 +612,10 @@ mod tests {
         let mut r = run();
         r.cpu_saturated = true;
         r.cpu_percent_max = 199.0;
+        r.cpu_saturated_secs = 3;
         let s = summary(&totals(), &r);
         assert!(
-            s.contains("WARNING: the load generator was CPU-saturated (max 199 % CPU)."),
+            s.contains("WARNING: the load generator was CPU-saturated in 3 of the run's seconds (max 199 % of 2 cores)."),
             "{s}"
         );
         assert!(s.contains("measures itself, not the server"), "{s}");
@@ -539,11 +624,25 @@ mod tests {
         assert!(s.contains("Connect errors: none"), "{s}");
         assert!(s.contains("Unexpected closes: none"), "{s}");
         assert!(s.contains("Latency: no samples"), "{s}");
+        // no ramp, no sending: no rate rather than a division by zero
+        assert!(!s.contains("  ramp "), "{s}");
+        assert!(!s.contains("of sending"), "{s}");
         assert!(
-            s.contains("  connect rate                       -   (average over the run)"),
+            s.contains("  messages sent                      0             -"),
             "{s}"
         );
+        assert!(!s.contains(" → "), "no targets, no targets line: {s}");
         assert!(!s.contains("NaN") && !s.contains("inf"), "{s}");
         assert!(!s.contains("Notes"), "{s}");
+    }
+
+    #[test]
+    fn small_runs_print_no_memory_per_connection() {
+        let mut r = run();
+        r.held_after_ramp = MEMORY_FIGURE_MIN_CONNECTIONS - 1;
+        let s = summary(&totals(), &r);
+        assert!(!s.contains("memory per connection"), "{s}");
+        r.held_after_ramp = MEMORY_FIGURE_MIN_CONNECTIONS;
+        assert!(summary(&totals(), &r).contains("memory per connection"));
     }
 }

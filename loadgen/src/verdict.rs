@@ -40,6 +40,12 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
                 "; {errors} connect errors, most often {kind:?} ({n})"
             ));
         }
+        if outcome.not_attempted > 0 {
+            why.push_str(&format!(
+                "; {} connections were never attempted: at --ramp {}/s the ramp had not reached them when --duration ended",
+                outcome.not_attempted, opts.ramp
+            ));
+        }
         problems.push(why);
     }
     // Held at end: connections that lasted until we closed them.
@@ -61,14 +67,18 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
     }
     if outcome.cpu_saturated() {
         notes.push(format!(
-            "the load generator was CPU-saturated (peak {:.0}% over {} threads): its latencies describe itself as much as the server; use more processes or machines",
-            outcome.cpu_percent_max, outcome.threads
+            "the load generator was CPU-saturated in {} of the run's seconds (peak {:.0}% of {} cores): its latencies describe itself as much as the server; use more machines, or fewer connections per machine",
+            outcome.cpu_saturated_secs.max(1),
+            outcome.cpu_percent_max,
+            outcome.threads
         ));
     }
     if outcome.totals.messages_lost > 0 {
         notes.push(format!(
-            "{} messages lost: a sender's own copy did not come back within the run plus --drain",
-            outcome.totals.messages_lost
+            "{} messages lost: a sender's own copy did not come back within --loss-timeout ({}) of its scheduled send time, or by the end of the run (--drain {} after the last send)",
+            outcome.totals.messages_lost,
+            humantime::format_duration(opts.loss_timeout),
+            humantime::format_duration(opts.drain)
         ));
     }
     Verdict { problems, notes }
@@ -89,6 +99,16 @@ impl Verdict {
             rss_per_connection_bytes: (outcome.held_after_ramp > 0)
                 .then(|| outcome.rss_growth_bytes as f64 / outcome.held_after_ramp as f64),
             processes: outcome.processes,
+            targets: opts.targets.clone(),
+            source_addresses: opts
+                .source_ips
+                .as_deref()
+                .and_then(|spec| crate::source_ips::parse(spec).ok())
+                .map_or(0, |ips| ips.len()),
+            ramp_secs: outcome.ramp_secs,
+            sending_secs: outcome.sending_secs,
+            cpu_saturated_secs: outcome.cpu_saturated_secs,
+            cores: outcome.threads,
         }
     }
 }

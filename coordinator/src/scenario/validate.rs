@@ -380,6 +380,7 @@ fn run_opts(target: &Target, p: &Phase) -> RunOpts {
         source_ips: None,
         connect_timeout: p.connect_timeout,
         drain: p.drain,
+        loss_timeout: loadgen::opts::default_loss_timeout(),
         json: None,
         progress: Progress::Never,
         min_held: 1.0,

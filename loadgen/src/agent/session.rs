@@ -20,7 +20,6 @@ use crate::control::{self, Order, PhaseJob, Report};
 use crate::engine::{self, Outcome, Plan};
 use crate::multiproc;
 use crate::opts::{Processes, Progress};
-use crate::stats::Totals;
 
 /// A phase checked by Prepare, waiting for Start.
 struct Prepared {
@@ -282,14 +281,7 @@ fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>, shared: &Arc<Shared>) -
 
 fn failed_outcome(why: String) -> Outcome {
     Outcome {
-        totals: Totals::default(),
-        intervals: Vec::new(),
-        held_after_ramp: 0,
-        cpu_percent_max: 0.0,
-        threads: 0,
-        interrupted: false,
-        rss_growth_bytes: 0,
-        processes: 0,
         failures: vec![why],
+        ..Outcome::default()
     }
 }

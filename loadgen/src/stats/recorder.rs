@@ -61,6 +61,7 @@ struct Shard {
     messages_sent: AtomicU64,
     bytes_sent: AtomicU64,
     messages_received: AtomicU64,
+    copies_received: AtomicU64,
     bytes_received: AtomicU64,
     messages_lost: AtomicU64,
 }
@@ -72,6 +73,7 @@ impl Shard {
             messages_sent: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             messages_received: AtomicU64::new(0),
+            copies_received: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             messages_lost: AtomicU64::new(0),
         }
@@ -88,6 +90,7 @@ struct Counters {
     messages_sent: u64,
     bytes_sent: u64,
     messages_received: u64,
+    copies_received: u64,
     bytes_received: u64,
     messages_lost: u64,
 }
@@ -235,6 +238,13 @@ impl Recorder {
         s.bytes_received.fetch_add(bytes, Relaxed);
     }
 
+    /// A copy of a message some sender of the run sent: a chat message
+    /// (any sender's) or an echo. Counted apart from welcome and join or
+    /// leave notices, so that copies in = sent × fan-out can be checked.
+    pub fn copy_received(&self) {
+        self.shard().copies_received.fetch_add(1, Relaxed);
+    }
+
     /// Chat messages of ours that never came back within the timeout.
     pub fn lost(&self, messages: u64) {
         self.shard().messages_lost.fetch_add(messages, Relaxed);
@@ -260,6 +270,7 @@ impl Recorder {
             c.messages_sent += s.messages_sent.load(Relaxed);
             c.bytes_sent += s.bytes_sent.load(Relaxed);
             c.messages_received += s.messages_received.load(Relaxed);
+            c.copies_received += s.copies_received.load(Relaxed);
             c.bytes_received += s.bytes_received.load(Relaxed);
             c.messages_lost += s.messages_lost.load(Relaxed);
         }
@@ -309,6 +320,8 @@ impl Recorder {
             bytes_sent: c.bytes_sent.saturating_sub(last.bytes_sent),
             bytes_received: c.bytes_received.saturating_sub(last.bytes_received),
             lost: c.messages_lost.saturating_sub(last.messages_lost),
+            // the caller knows its process's CPU; the recorder does not
+            cpu_percent: 0.0,
             open_connections: self.open_connections(),
             latencies,
         }
@@ -372,6 +385,7 @@ impl Recorder {
             messages_sent: c.messages_sent,
             bytes_sent: c.bytes_sent,
             messages_received: c.messages_received,
+            copies_received: c.copies_received,
             bytes_received: c.bytes_received,
             messages_lost: c.messages_lost,
             closes_by_us: self.closes_by_us.load(Relaxed),

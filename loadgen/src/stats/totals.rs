@@ -29,6 +29,10 @@ pub struct Totals {
     pub messages_sent: u64,
     pub bytes_sent: u64,
     pub messages_received: u64,
+    /// Of `messages_received`, the chat messages and echoes: copies of what
+    /// the run's senders sent (the rest are welcomes and notices).
+    #[serde(default)]
+    pub copies_received: u64,
     pub bytes_received: u64,
     /// A chatter's own message never came back within the timeout.
     pub messages_lost: u64,
@@ -59,6 +63,7 @@ impl Totals {
         self.messages_sent += other.messages_sent;
         self.bytes_sent += other.bytes_sent;
         self.messages_received += other.messages_received;
+        self.copies_received += other.copies_received;
         self.bytes_received += other.bytes_received;
         self.messages_lost += other.messages_lost;
         self.closes_by_us += other.closes_by_us;
@@ -131,6 +136,10 @@ pub struct Interval {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub lost: u64,
+    /// This process's CPU over the interval, in percent of one core (the
+    /// sum over processes once merged).
+    #[serde(default)]
+    pub cpu_percent: f64,
     /// Gauge: connections open now.
     pub open_connections: u64,
     /// Keyed by [`Latency::as_str`], every kind present.
@@ -171,6 +180,7 @@ mod tests {
             messages_sent: 100 * seed,
             bytes_sent: 6400 * seed,
             messages_received: 1000 * seed,
+            copies_received: 900 * seed,
             bytes_received: 64000 * seed,
             messages_lost: seed,
             closes_by_us: seed,

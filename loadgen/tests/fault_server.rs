@@ -1,0 +1,197 @@
+//! Servers that misbehave in ways a benchmark must measure rather than
+//! hide: one that stalls (the open model keeps its timetable and the stall
+//! shows as latency), one that drops frames (counted as lost, exactly),
+//! and one that refuses upgrades (counted by HTTP status, exit non-zero).
+//! The server keeps its own counts, and the report must agree with them.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::raw_server::{Behaviour, RawServer};
+use common::run_json;
+use loadgen::stats::{Latency, Totals};
+
+const LIMIT: Duration = Duration::from_secs(25);
+
+/// Coordinated omission: the server stops reading and echoing for 1 s in
+/// the middle of a 3 s run. An open-model sender keeps sending on its
+/// timetable (a closed-loop one would have sent about a third fewer), and
+/// the messages due during the stall are timed from when they were due,
+/// so a whole second of them shows latencies up to the stall's length.
+#[test]
+fn a_stall_shows_as_latency_and_the_timetable_keeps_going() {
+    const SENDERS: u64 = 10;
+    const RATE: u64 = 20;
+    const SECS: u64 = 3;
+    let server = RawServer::start(Behaviour::StallOnce {
+        after: Duration::from_secs(1),
+        stall: Duration::from_secs(1),
+    });
+    let run = run_json(
+        &[
+            "run",
+            &server.url(),
+            "--workload",
+            "echo",
+            "-c",
+            &SENDERS.to_string(),
+            "--chatters",
+            "1",
+            "--rate",
+            &RATE.to_string(),
+            "--size",
+            "32",
+            "--duration",
+            &format!("{SECS}s"),
+            "--drain",
+            "1s",
+            "--progress",
+            "never",
+        ],
+        LIMIT,
+    );
+    run.assert_code(0);
+    let t = run.totals();
+    let why = run.describe();
+
+    // The timetable did not pause: close to rate × senders × duration
+    // (the first sends wait for the ramp and a phase of up to one interval).
+    let sent = t.u("messages_sent");
+    let planned = SENDERS * RATE * SECS;
+    assert!(
+        sent <= planned && sent >= planned * 85 / 100,
+        "sent {sent} of {planned} planned: {why}"
+    );
+    // Everything came back once the server woke up.
+    assert_eq!(
+        server.counters.echoed.load(Ordering::Relaxed),
+        sent,
+        "{why}"
+    );
+    assert_eq!(t.u("messages_lost"), 0, "{why}");
+    assert_eq!(t.latency_count("echo"), sent, "{why}");
+
+    // The stall is in the latencies: the worst waited about the whole
+    // second, and half a second's worth of messages (≈ 100) waited more
+    // than half a second. In a closed loop (each sender waiting for its
+    // echo before the next send) only one message per sender would have.
+    let max = t.latency_ms("echo", "max_ms");
+    let p99 = t.latency_ms("echo", "p99_ms");
+    assert!(max >= 900.0, "max {max} ms: {why}");
+    assert!(p99 >= 800.0, "p99 {p99} ms: {why}");
+    let parsed: Totals = serde_json::from_value(run.json.as_ref().unwrap()["totals"].clone())
+        .expect("totals deserialize");
+    let h = parsed.latency(Latency::Echo).expect("echo histogram");
+    let h = h.histogram();
+    let slow = h.count_between(500_000, h.max());
+    let expected = SENDERS * RATE / 2;
+    assert!(
+        slow >= expected * 6 / 10,
+        "{slow} echoes took 500 ms or more, expected about {expected}: {why}"
+    );
+}
+
+/// A server that drops every second frame of each connection: each dropped
+/// frame is one message lost, exactly, and only the echoed ones are timed.
+#[test]
+fn dropped_frames_are_counted_as_lost() {
+    let server = RawServer::start(Behaviour::DropEverySecond);
+    let run = run_json(
+        &[
+            "run",
+            &server.url(),
+            "--workload",
+            "echo",
+            "-c",
+            "10",
+            "--chatters",
+            "1",
+            "--rate",
+            "20",
+            "--size",
+            "32",
+            "--duration",
+            "2s",
+            "--drain",
+            "1s",
+            "--loss-timeout",
+            "300ms",
+            "--progress",
+            "never",
+        ],
+        LIMIT,
+    );
+    // Losses are measured, not a failure to run: the note says so.
+    run.assert_code(0);
+    let t = run.totals();
+    let why = run.describe();
+    let c = &server.counters;
+    let (echoed, dropped) = (
+        c.echoed.load(Ordering::Relaxed),
+        c.dropped.load(Ordering::Relaxed),
+    );
+    let sent = t.u("messages_sent");
+    assert!(sent >= 200, "{why}");
+    assert_eq!(echoed + dropped, sent, "the server saw every frame: {why}");
+    // Each connection drops the even ones of its frames: half, rounded down.
+    assert!(dropped <= sent / 2 && dropped + 10 >= sent / 2, "{why}");
+    assert_eq!(t.u("messages_lost"), dropped, "{why}");
+    assert_eq!(t.latency_count("echo"), echoed, "{why}");
+    assert_eq!(t.u("messages_received"), echoed, "{why}");
+    assert_eq!(t.u("copies_received"), echoed, "{why}");
+    let json = run.json.as_ref().unwrap();
+    let notes = json["run"]["notes"].to_string();
+    assert!(notes.contains(&format!("{dropped} messages lost")), "{why}");
+    // Counted as they happen, --loss-timeout after each was due, not only
+    // when the run ends: most of them show in the seconds of sending.
+    let sending = json["run"]["sending_secs"].as_f64().unwrap();
+    assert!((1.5..=2.0).contains(&sending), "sending {sending} s: {why}");
+    let during: u64 = json["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|iv| iv["at_secs"].as_f64().unwrap() < 2.5)
+        .map(|iv| iv["lost"].as_u64().unwrap())
+        .sum();
+    assert!(during >= dropped / 3, "{during} of {dropped} lost during the run: {why}");
+}
+
+/// A server that refuses every upgrade with 403: each connect is counted
+/// as a failure under a label naming the status, the run goes on to its
+/// end, and it exits non-zero saying it held none of the connections.
+#[test]
+fn a_refused_upgrade_is_counted_by_its_status() {
+    const N: u64 = 10;
+    let server = RawServer::start(Behaviour::Reject("403 Forbidden"));
+    let run = run_json(
+        &[
+            "run",
+            &server.url(),
+            "--workload",
+            "idle",
+            "-c",
+            &N.to_string(),
+            "--duration",
+            "1s",
+            "--progress",
+            "never",
+        ],
+        LIMIT,
+    );
+    run.assert_code(1);
+    run.assert_no_panic();
+    let t = run.totals();
+    let why = run.describe();
+    assert_eq!(t.u("connects_attempted"), N, "{why}");
+    assert_eq!(t.u("connects_ok"), 0, "{why}");
+    assert_eq!(
+        t.labels("connect_errors"),
+        [("HTTP 403".to_string(), N)].into(),
+        "{why}"
+    );
+    assert_eq!(server.counters.upgrades.load(Ordering::Relaxed), 0);
+    assert!(run.stderr.contains("held 0 of 10"), "{why}");
+    assert!(run.stderr.contains("HTTP 403"), "{why}");
+}
