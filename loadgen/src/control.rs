@@ -19,7 +19,9 @@ use crate::opts::RunOpts;
 use crate::stats::Interval;
 
 /// Bumped on any incompatible change; an agent refuses other versions.
-pub const VERSION: u32 = 1;
+/// 2: room distributions and sizes, the loss timeout, and senders chosen
+/// per room, so agents of two versions would disagree on who sends.
+pub const VERSION: u32 = 2;
 
 /// The path of the control endpoint.
 pub const PATH: &str = "/control";

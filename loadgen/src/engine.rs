@@ -572,7 +572,10 @@ mod tests {
         aborted.abort();
         panics.note(aborted.await.unwrap_err());
         let failure = panics.failure().unwrap();
-        assert!(failure.starts_with("2 connection tasks panicked"), "{failure}");
+        assert!(
+            failure.starts_with("2 connection tasks panicked"),
+            "{failure}"
+        );
         assert!(failure.contains("(first: slot 7 broke)"), "{failure}");
     }
 

@@ -1,17 +1,23 @@
 //! What each connection does, decided from its index alone so that every
 //! process (and later every agent) agrees on the plan without talking.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::Proto;
 
-use crate::opts::{RunOpts, WorkloadKind};
+pub use crate::opts::RoomDist;
+use crate::opts::{BadValue, RunOpts, WorkloadKind};
 
 /// The run-wide shape of the load.
 #[derive(Debug, Clone)]
 pub struct Workload {
     pub kind: WorkloadKind,
     pub rooms: u64,
+    pub room_dist: RoomDist,
+    /// For a zipf spread: entry k is the share of connections in rooms
+    /// 0..=k (the last is exactly 1), built once and shared by clones.
+    cumulative: Option<Arc<[f64]>>,
     /// Room names are `{room_prefix}room-{k}`.
     pub room_prefix: String,
     /// Fraction of connections that send.
@@ -35,43 +41,27 @@ pub struct Role {
     pub sends: bool,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum WorkloadError {
-    #[error("--chatters must be between 0 and 1, not {0}")]
-    Fraction(f64),
-    #[error("--rate must be a positive number of messages per second, not {0}")]
-    Rate(f64),
-    #[error("--size must be at least {min} bytes (the payload carries the send time), not {size}")]
-    Size { size: usize, min: usize },
-    #[error("--rooms must be at least 1")]
-    Rooms,
-    #[error("--churn must be a number of connections per second, 0 or more, not {0}")]
-    Churn(f64),
-}
+/// Why options cannot make a workload: a value outside loadgen's limits.
+pub type WorkloadError = BadValue;
 
 impl Workload {
+    /// The workload of `opts`, which may be one process's or agent's share
+    /// of a run: every value is checked ([`RunOpts::bad_values_but_ramp`])
+    /// whoever sent it, so none can overflow a timer or an allocation.
     pub fn from_opts(opts: &RunOpts) -> Result<Workload, WorkloadError> {
-        if !(0.0..=1.0).contains(&opts.chatters) {
-            return Err(WorkloadError::Fraction(opts.chatters));
+        if let Some(bad) = opts.bad_values_but_ramp().into_iter().next() {
+            return Err(bad);
         }
-        if !(opts.rate > 0.0 && opts.rate.is_finite()) {
-            return Err(WorkloadError::Rate(opts.rate));
-        }
-        if opts.size < crate::chat::MIN_PAYLOAD {
-            return Err(WorkloadError::Size {
-                size: opts.size,
-                min: crate::chat::MIN_PAYLOAD,
-            });
-        }
-        let rooms = opts
-            .rooms
-            .unwrap_or_else(|| opts.connections.div_ceil(100).max(1));
-        if rooms == 0 {
-            return Err(WorkloadError::Rooms);
-        }
+        let rooms = opts.room_count();
+        let cumulative = match opts.room_dist {
+            RoomDist::Uniform => None,
+            RoomDist::Zipf(exponent) => Some(zipf_cumulative(rooms, exponent)),
+        };
         Ok(Workload {
             kind: opts.workload,
             rooms,
+            room_dist: opts.room_dist,
+            cumulative,
             room_prefix: opts.room_prefix.clone().unwrap_or_default(),
             senders: if opts.workload == WorkloadKind::Idle {
                 0.0
@@ -94,16 +84,60 @@ impl Workload {
         }
     }
 
-    /// Connection `index`'s role. Senders are spread evenly: index i sends
-    /// when floor((i+1)·f) > floor(i·f), so any prefix of the connections
-    /// holds its share of senders.
+    /// Connection `index`'s role. Senders are spread evenly over each room:
+    /// with uniform rooms, the member at position p = index / rooms of room
+    /// r sends when floor((p+1)·f + o) > floor(p·f + o), where o is the
+    /// room's own offset frac(r·0.618...), so every room of n members has
+    /// floor or ceil of n·f senders, and any prefix of the numbering its
+    /// share. (Picking every 1/f-th index instead would put all the senders
+    /// in a few rooms whenever 1/f and the room count share a factor: with
+    /// a tenth chatting in 30 rooms, 3 rooms of senders only and 27 silent.)
+    /// Zipf rooms follow the golden-ratio sequence, which does not line up
+    /// with the numbering, so there index i itself is the position.
     pub fn role(&self, index: u64) -> Role {
+        let (position, offset) = match &self.cumulative {
+            None => {
+                let room = index % self.rooms;
+                (index / self.rooms, golden(room))
+            }
+            Some(_) => (index, 0.0),
+        };
         let f = self.senders;
-        let sends = ((index + 1) as f64 * f).floor() > (index as f64 * f).floor();
+        let sends =
+            ((position + 1) as f64 * f + offset).floor() > (position as f64 * f + offset).floor();
         let room = self
             .proto()
-            .map(|_| format!("{}room-{}", self.room_prefix, index % self.rooms));
+            .map(|_| format!("{}room-{}", self.room_prefix, self.room_of(index)));
         Role { index, room, sends }
+    }
+
+    /// The room (0-based; under zipf, its rank minus one) that connection
+    /// `index` joins, from the index alone. Uniform: index mod rooms.
+    /// Zipf: the golden-ratio sequence u = frac((index + 0.5)·0.618...)
+    /// through the inverse of the rooms' cumulative shares. That sequence
+    /// spreads every prefix of the numbering evenly over [0, 1), so the
+    /// first n connections (one process's, a ramp's first second) fill the
+    /// rooms in their proportions too, within a few members.
+    pub fn room_of(&self, index: u64) -> u64 {
+        match &self.cumulative {
+            None => index % self.rooms,
+            Some(cumulative) => {
+                let u = golden(index);
+                let k = cumulative.partition_point(|&c| c <= u);
+                k.min(cumulative.len() - 1) as u64
+            }
+        }
+    }
+
+    /// How many of the first `connections` connections the largest room
+    /// (room 0) gets: exact for uniform, ceil(connections / rooms); for
+    /// zipf the expected connections × its share, which the spread meets
+    /// within a few members.
+    pub fn largest_room(&self, connections: u64) -> u64 {
+        match &self.cumulative {
+            None => connections.div_ceil(self.rooms),
+            Some(cumulative) => (connections as f64 * cumulative[0]).round() as u64,
+        }
     }
 
     /// How long the `generation`-th connection of slot `index` lives under
@@ -137,6 +171,35 @@ impl Workload {
     }
 }
 
+/// frac((index + 0.5)·(√5 − 1)/2) in [0, 1), computed in 64-bit fixed
+/// point: the same bits on every machine, and no precision lost at large
+/// indices.
+fn golden(index: u64) -> f64 {
+    /// 2^64 · (√5 − 1)/2.
+    const PHI: u64 = 0x9E37_79B9_7F4A_7C15;
+    let x = index.wrapping_mul(PHI).wrapping_add(PHI >> 1);
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Cumulative shares of `rooms` rooms weighted 1/k^exponent (k from 1).
+/// The last entry is exactly 1, so every u in [0, 1) finds a room.
+fn zipf_cumulative(rooms: u64, exponent: f64) -> Arc<[f64]> {
+    let weights: Vec<f64> = (1..=rooms).map(|k| (k as f64).powf(-exponent)).collect();
+    let total: f64 = weights.iter().sum();
+    let mut sum = 0.0;
+    let mut cumulative: Vec<f64> = weights
+        .iter()
+        .map(|w| {
+            sum += w;
+            (sum / total).min(1.0)
+        })
+        .collect();
+    if let Some(last) = cumulative.last_mut() {
+        *last = 1.0;
+    }
+    cumulative.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,12 +210,37 @@ mod tests {
         Workload::from_opts(&cli.into_run().unwrap()).unwrap()
     }
 
+    /// Senders per room, over the first `n` connections.
+    fn senders_by_room(w: &Workload, n: u64) -> Vec<u64> {
+        let mut by_room = vec![0; w.rooms as usize];
+        for i in (0..n).filter(|&i| w.role(i).sends) {
+            by_room[w.room_of(i) as usize] += 1;
+        }
+        by_room
+    }
+
     #[test]
     fn senders_are_an_exact_evenly_spread_share() {
-        let w = workload(&["--chatters", "0.1", "-c", "1000"]);
-        let senders: Vec<u64> = (0..1000).filter(|&i| w.role(i).sends).collect();
-        assert_eq!(senders.len(), 100);
-        assert!(senders.windows(2).all(|p| p[1] - p[0] == 10));
+        // 10 rooms of 100: 10 senders in each, so 100 in all.
+        let w = workload(&["--chatters", "0.1", "-c", "1000", "--rooms", "10"]);
+        assert_eq!(senders_by_room(&w, 1000), vec![10; 10]);
+        // A tenth chatting in 30 rooms (the smoke scenario's shape): every
+        // room has its 10, where every tenth index would fill 3 rooms with
+        // senders and leave 27 silent.
+        let w = workload(&["--chatters", "0.1", "-c", "3000", "--rooms", "30"]);
+        assert_eq!(senders_by_room(&w, 3000), vec![10; 30]);
+        // Rooms smaller than 1/f: each gets floor or ceil of its share, and
+        // the whole run about n·f (here 1,000 rooms of 10 at 5 %: 500).
+        let w = workload(&["--chatters", "0.05", "-c", "10000", "--rooms", "1000"]);
+        let by_room = senders_by_room(&w, 10_000);
+        assert!(by_room.iter().all(|&n| n <= 1), "{by_room:?}");
+        let total: u64 = by_room.iter().sum();
+        assert!((480..=520).contains(&total), "{total}");
+        // Any prefix holds its share: the first 500 of 3,000 connections
+        // (a ramp's first moments, or one agent's slice).
+        let w = workload(&["--chatters", "0.1", "-c", "3000", "--rooms", "30"]);
+        let first: u64 = senders_by_room(&w, 500).iter().sum();
+        assert!((40..=60).contains(&first), "{first}");
         let all = workload(&["--chatters", "1"]);
         assert!((0..50).all(|i| all.role(i).sends));
         let none = workload(&["--chatters", "0"]);
@@ -194,17 +282,214 @@ mod tests {
         assert_eq!(workload(&[]).lifetime(3, 1), None);
     }
 
+    /// Options parsed but not checked, as a worker or agent gets them.
+    fn unchecked(args: &[&str]) -> RunOpts {
+        let cli = crate::opts::Cli::parse_from(["loadgen", "run", "ws://h/"].iter().chain(args));
+        cli.into_unchecked_run().unwrap()
+    }
+
     #[test]
     fn bad_knobs_are_refused() {
-        let cli = crate::opts::Cli::parse_from(["loadgen", "run", "ws://h/", "--chatters", "1.5"]);
+        let e = Workload::from_opts(&unchecked(&["--chatters", "1.5"])).unwrap_err();
+        assert_eq!(e.to_string(), "--chatters must be between 0 and 1, not 1.5");
+        let e = Workload::from_opts(&unchecked(&["--size", "8"])).unwrap_err();
+        assert_eq!(e.flag, "size");
+        let e = Workload::from_opts(&unchecked(&["--rate", "1e-20"])).unwrap_err();
         assert_eq!(
-            Workload::from_opts(&cli.into_run().unwrap()).unwrap_err(),
-            WorkloadError::Fraction(1.5)
+            e.to_string(),
+            "--rate must be 0.001 to 1000000 messages per second, not 1e-20"
         );
-        let cli = crate::opts::Cli::parse_from(["loadgen", "run", "ws://h/", "--size", "8"]);
-        assert!(matches!(
-            Workload::from_opts(&cli.into_run().unwrap()),
-            Err(WorkloadError::Size { .. })
-        ));
+        // A share's ramp may be below the run's minimum: not checked here.
+        assert!(Workload::from_opts(&unchecked(&["--ramp", "1e-9"])).is_ok());
+        let mut both = unchecked(&["--rooms", "3"]);
+        both.room_size = Some(5);
+        let e = Workload::from_opts(&both).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("--room-size cannot be used with --rooms"));
+    }
+
+    /// Members of each room among the first `n` connections.
+    fn members(w: &Workload, n: u64) -> Vec<u64> {
+        let mut counts = vec![0; w.rooms as usize];
+        for i in 0..n {
+            counts[w.room_of(i) as usize] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn uniform_is_index_mod_rooms() {
+        let w = workload(&["-c", "1000", "--rooms", "7", "--room-prefix", "p-"]);
+        assert_eq!(w.room_dist, RoomDist::Uniform);
+        assert!((0..5000).all(|i| w.room_of(i) == i % 7));
+        assert_eq!(w.role(12).room.as_deref(), Some("p-room-5"));
+        assert_eq!(w.largest_room(1000), 143);
+        assert_eq!(*members(&w, 1000).iter().max().unwrap(), 143);
+        let explicit = workload(&["-c", "1000", "--rooms", "7", "--room-dist", "uniform"]);
+        assert!((0..5000).all(|i| explicit.room_of(i) == i % 7));
+    }
+
+    #[test]
+    fn room_size_gives_enough_rooms_of_at_most_that_size() {
+        for (n, k) in [
+            (1000u64, 30u64),
+            (1000, 1),
+            (1000, 1000),
+            (1000, 5000),
+            (999, 10),
+            (1, 7),
+        ] {
+            let w = workload(&["-c", &n.to_string(), "--room-size", &k.to_string()]);
+            assert_eq!(w.rooms, n.div_ceil(k).max(1), "{n} / {k}");
+            let counts = members(&w, n);
+            assert!(counts.iter().all(|&c| c <= k), "{n} / {k}: {counts:?}");
+            assert_eq!(w.largest_room(n), *counts.iter().max().unwrap());
+        }
+        // Zero connections still make one room.
+        assert_eq!(workload(&["-c", "0", "--room-size", "10"]).rooms, 1);
+    }
+
+    #[test]
+    fn room_size_and_rooms_conflict() {
+        let e = crate::opts::Cli::try_parse_from([
+            "loadgen",
+            "run",
+            "ws://h/",
+            "--rooms",
+            "3",
+            "--room-size",
+            "4",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let text = e.to_string();
+        assert!(
+            text.contains("--room-size") && text.contains("--rooms"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn zipf_follows_its_weights_in_every_prefix() {
+        let n = 100_000u64;
+        let w = workload(&[
+            "-c",
+            &n.to_string(),
+            "--rooms",
+            "100",
+            "--room-dist",
+            "zipf:1",
+        ]);
+        assert_eq!(w.room_dist, RoomDist::Zipf(1.0));
+        let harmonic: f64 = (1..=100).map(|k| 1.0 / k as f64).sum();
+        let share = |k: u64| 1.0 / ((k + 1) as f64 * harmonic);
+        for prefix in [100u64, 1000, 10_000, n] {
+            let counts = members(&w, prefix);
+            for (k, &c) in counts.iter().enumerate() {
+                let expected = prefix as f64 * share(k as u64);
+                assert!(
+                    (c as f64 - expected).abs() <= 3.0 + expected * 0.01,
+                    "first {prefix}: room {k} has {c}, expected {expected:.1}"
+                );
+            }
+        }
+        let counts = members(&w, n);
+        // Room 1 gets about N·w1 = 19279; largest_room says so.
+        assert_eq!(w.largest_room(n), (n as f64 * share(0)).round() as u64);
+        assert!(counts[0].abs_diff(w.largest_room(n)) <= 3, "{}", counts[0]);
+        // Counts fall with rank: every decile of rooms holds fewer than the last.
+        let deciles: Vec<u64> = counts.chunks(10).map(|c| c.iter().sum()).collect();
+        assert!(deciles.windows(2).all(|d| d[0] > d[1]), "{deciles:?}");
+        assert!(
+            counts.windows(2).take(20).all(|c| c[0] >= c[1]),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn zipf_is_deterministic_and_always_in_range() {
+        let args = ["-c", "5000", "--room-size", "50", "--room-dist", "zipf:1.2"];
+        let (a, b) = (workload(&args), workload(&args));
+        assert_eq!(a.rooms, 100);
+        let far = [u64::MAX, u64::MAX - 1, 1 << 40, 1 << 63, 123_456_789_012];
+        for i in 0..20_000 {
+            assert_eq!(a.role(i), b.role(i));
+        }
+        for i in (0..20_000).chain(far) {
+            assert_eq!(a.room_of(i), b.room_of(i));
+            assert!(a.room_of(i) < 100, "{i}");
+        }
+        // The golden sequence: the same bits whatever the index's size.
+        assert!((golden(0) - (5f64.sqrt() - 1.0) / 4.0).abs() < 1e-15);
+        assert!((golden(3) - (3.5 * (5f64.sqrt() - 1.0) / 2.0).fract()).abs() < 1e-15);
+        assert!(far.iter().all(|&i| (0.0..1.0).contains(&golden(i))));
+    }
+
+    #[test]
+    fn zipf_exponent_extremes() {
+        // Huge: everyone in the first room.
+        let w = workload(&["-c", "1000", "--rooms", "10", "--room-dist", "zipf:1e300"]);
+        assert_eq!(members(&w, 1000)[0], 1000);
+        assert_eq!(w.largest_room(1000), 1000);
+        // Tiny: as good as uniform.
+        let w = workload(&["-c", "1000", "--rooms", "10", "--room-dist", "zipf:1e-9"]);
+        assert!(members(&w, 1000).iter().all(|&c| c.abs_diff(100) <= 2));
+        // One room: everyone in it.
+        let w = workload(&["-c", "10", "--rooms", "1", "--room-dist", "zipf:2"]);
+        assert!((0..100).all(|i| w.room_of(i) == 0));
+    }
+
+    #[test]
+    fn room_dist_parses_and_says_what_it_wants() {
+        for (text, dist) in [
+            ("uniform", RoomDist::Uniform),
+            ("zipf:1", RoomDist::Zipf(1.0)),
+            ("zipf:1.2", RoomDist::Zipf(1.2)),
+            ("zipf:0.001", RoomDist::Zipf(0.001)),
+        ] {
+            assert_eq!(text.parse::<RoomDist>(), Ok(dist));
+            assert_eq!(dist.to_string().parse::<RoomDist>(), Ok(dist));
+        }
+        for bad in [
+            "", "zipf", "zipf:", "zipf:0", "zipf:-1", "zipf:nan", "zipf:inf", "Zipf:1", "normal",
+        ] {
+            let e = bad.parse::<RoomDist>().unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("expected uniform or zipf:S with S > 0, got {bad:?}")
+            );
+        }
+        let e = crate::opts::Cli::try_parse_from([
+            "loadgen",
+            "run",
+            "ws://h/",
+            "--room-dist",
+            "zipf:0",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--room-dist")
+                && e.contains("expected uniform or zipf:S with S > 0, got \"zipf:0\""),
+            "{e}"
+        );
+        // Through JSON (to workers and agents) as its spelling.
+        let json = serde_json::to_string(&RoomDist::Zipf(1.5)).unwrap();
+        assert_eq!(json, "\"zipf:1.5\"");
+        assert_eq!(
+            serde_json::from_str::<RoomDist>(&json).unwrap(),
+            RoomDist::Zipf(1.5)
+        );
+        assert!(serde_json::from_str::<RoomDist>("\"zipf:-2\"").is_err());
+    }
+
+    #[test]
+    fn zipf_rooms_are_bounded() {
+        let mut opts = unchecked(&["--rooms", "20000000", "--room-dist", "zipf:1"]);
+        let e = Workload::from_opts(&opts).unwrap_err();
+        assert_eq!(e.flag, "rooms");
+        opts.room_dist = RoomDist::Uniform;
+        assert!(Workload::from_opts(&opts).is_ok());
     }
 }

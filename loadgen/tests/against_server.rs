@@ -1,6 +1,7 @@
 //! The `loadgen` binary against the real chat server (a child process on
-//! ephemeral ports): exact counts for the chat workloads, source address
-//! spreading seen from the kernel's socket table, and the seed's shortcut.
+//! ephemeral ports): exact counts for the chat workloads, fan-out over
+//! zipf-sized rooms, source address spreading seen from the kernel's
+//! socket table, and the seed's shortcut.
 
 mod common;
 
@@ -8,8 +9,10 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use common::{chat_server, run_json, Loadgen};
 use loadgen::stats::{Latency, Totals};
+use loadgen::workload::Workload;
 use protocol::Proto;
 
 const N: u64 = 200;
@@ -20,12 +23,26 @@ const RATE: u64 = 5;
 const DURATION_SECS: u64 = 2;
 const SIZE: usize = 64;
 
-/// The documented choice of senders: index i sends when
-/// floor((i+1)·f) > floor(i·f).
+/// The senders, as loadgen's own plan chooses them: `Workload::role` is
+/// the documented rule (each room's share, spread evenly over its members).
 fn senders() -> Vec<u64> {
-    (0..N)
-        .filter(|&i| ((i + 1) as f64 * CHATTERS).floor() > (i as f64 * CHATTERS).floor())
-        .collect()
+    let rooms = ROOMS.to_string();
+    let chatters = CHATTERS.to_string();
+    let n = N.to_string();
+    let args = [
+        "run",
+        "ws://127.0.0.1:1/",
+        "-c",
+        &n,
+        "--rooms",
+        &rooms,
+        "--chatters",
+        &chatters,
+    ];
+    let cli = loadgen::opts::Cli::try_parse_from(std::iter::once("loadgen").chain(args))
+        .expect("the test's own arguments parse");
+    let workload = Workload::from_opts(&cli.into_run().expect("within limits")).unwrap();
+    (0..N).filter(|&i| workload.role(i).sends).collect()
 }
 
 /// 200 connections in 4 rooms of 50, 20 of them chatting at 5/s for 2 s:
@@ -87,11 +104,15 @@ fn exact_chat_counts(workload: &str, proto: Proto) {
         "sent {sent}, expected about {most}: {why}"
     );
 
-    // Every chat frame has the same size: the senders' rooms ("t-room-1",
-    // "t-room-3": they all sit at odd indices) have names of equal length.
-    // Bytes are wire bytes: the chat frames plus each connection's masked
-    // close frame (2-byte header, 4-byte mask, 2-byte code).
-    assert!(senders.iter().all(|i| i % ROOMS == 1 || i % ROOMS == 3));
+    // Every room has its share of the senders (5 of its 50 members), and
+    // every chat frame has the same size: the rooms' names ("t-room-0" ..
+    // "t-room-3") are of equal length. Bytes are wire bytes: the chat
+    // frames plus each connection's masked close frame (2-byte header,
+    // 4-byte mask, 2-byte code).
+    for room in 0..ROOMS {
+        let in_room = senders.iter().filter(|&&i| i % ROOMS == room).count();
+        assert_eq!(in_room, 5, "senders in room {room}: {senders:?}");
+    }
     let payload = loadgen::chat::encode_payload(0, senders[0] as u32, SIZE);
     let frame = loadgen::chat::chat_frame(proto, "t-room-1", &payload, [0; 4]).len() as u64;
     assert_eq!(
@@ -169,6 +190,102 @@ fn chat_binary_counts_are_exact() {
 #[test]
 fn chat_json_counts_are_exact() {
     exact_chat_counts("chat-json", Proto::Json);
+}
+
+/// Rooms of zipf sizes: 200 connections over 8 rooms with shares 1/k^1.2
+/// (the first room holds about 86, the last about 7), 20 of them chatting.
+/// Each copy of a message reaches every member of its room: the sender's
+/// own copy is a round trip, the others' are fan-out. The plan comes from
+/// the library, as every process and agent computes it.
+#[test]
+fn zipf_rooms_fan_out_to_each_room_s_own_members() {
+    let server = chat_server();
+    let args = [
+        "run",
+        &server.url(),
+        "--workload",
+        "chat-binary",
+        "--connections",
+        &N.to_string(),
+        "--rooms",
+        "8",
+        "--room-dist",
+        "zipf:1.2",
+        "--chatters",
+        &CHATTERS.to_string(),
+        "--rate",
+        &RATE.to_string(),
+        "--duration",
+        &format!("{DURATION_SECS}s"),
+        "--drain",
+        "1s",
+        "--room-prefix",
+        "z-",
+        "--progress",
+        "never",
+    ];
+    let cli = loadgen::opts::Cli::try_parse_from(std::iter::once("loadgen").chain(args))
+        .expect("the test's own arguments parse");
+    let opts = cli.into_run().expect("and are within loadgen's limits");
+    let workload = Workload::from_opts(&opts).unwrap();
+    let mut members: BTreeMap<String, u64> = BTreeMap::new();
+    let mut senders_rooms = Vec::new();
+    for i in 0..N {
+        let role = workload.role(i);
+        let room = role.room.expect("chat connections have a room");
+        *members.entry(room.clone()).or_default() += 1;
+        if role.sends {
+            senders_rooms.push(room);
+        }
+    }
+    // Zipf, not uniform: the first room is far above the mean of 25 and
+    // every room is used.
+    let sizes: Vec<u64> = (0..8).map(|k| members[&format!("z-room-{k}")]).collect();
+    assert_eq!(sizes.iter().sum::<u64>(), N);
+    assert!(sizes[0] > 3 * (N / 8) && sizes[7] > 0, "{sizes:?}");
+    assert!(
+        workload.largest_room(N).abs_diff(sizes[0]) <= 3,
+        "{sizes:?}"
+    );
+    assert_eq!(senders_rooms.len(), 20);
+
+    let run = run_json(&args, Duration::from_secs(25));
+    run.assert_code(0);
+    let t = run.totals();
+    let why = run.describe();
+    assert_eq!(t.u("connects_ok"), N, "{why}");
+    assert_eq!(t.u("open_connections"), N, "{why}");
+    assert!(t.labels("closes_unexpected").is_empty(), "{why}");
+
+    // Nothing dropped: every message came back to its sender once.
+    let sent = t.u("messages_sent");
+    assert!(sent > 0, "{why}");
+    assert_eq!(t.u("messages_lost"), 0, "{why}");
+    assert_eq!(t.latency_count("round_trip"), sent, "{why}");
+
+    // Fan-out: each sender's messages × the other members of its room.
+    // The report gives the senders' total only, but each sender sends on
+    // its own timetable over the same window (from the last join to the
+    // end), so each sent q or q + 1 messages, q = sent / senders, and
+    // exactly r = sent - q·senders of them sent q + 1. That pins the
+    // fan-out between r extra messages in the smallest and in the largest
+    // senders' rooms (exact when r = 0).
+    let others: Vec<u64> = senders_rooms.iter().map(|r| members[r] - 1).collect();
+    let s = others.len() as u64;
+    let (q, r) = (sent / s, (sent % s) as usize);
+    let mut sorted = others.clone();
+    sorted.sort_unstable();
+    let base = q * others.iter().sum::<u64>();
+    let least = base + sorted[..r].iter().sum::<u64>();
+    let most = base + sorted[s as usize - r..].iter().sum::<u64>();
+    let fanout = t.latency_count("fanout");
+    assert!(
+        (least..=most).contains(&fanout),
+        "fan-out copies {fanout}, expected {least} ..= {most} ({sent} messages from senders \
+         with {others:?} other members): {why}"
+    );
+    // A uniform spread (every room 25) would have given 24 per message.
+    assert_ne!(fanout, sent * (N / 8 - 1), "{why}");
 }
 
 /// Established IPv4 connections to 127.0.0.1:`port`, by local address, as

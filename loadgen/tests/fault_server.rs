@@ -155,7 +155,10 @@ fn dropped_frames_are_counted_as_lost() {
         .filter(|iv| iv["at_secs"].as_f64().unwrap() < 2.5)
         .map(|iv| iv["lost"].as_u64().unwrap())
         .sum();
-    assert!(during >= dropped / 3, "{during} of {dropped} lost during the run: {why}");
+    assert!(
+        during >= dropped / 3,
+        "{during} of {dropped} lost during the run: {why}"
+    );
 }
 
 /// A server that refuses every upgrade with 403: each connect is counted

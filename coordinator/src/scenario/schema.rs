@@ -128,9 +128,18 @@ pub struct Phase {
     /// Upgrades in flight at once, all agents together.
     #[serde(default = "default_max_inflight")]
     pub max_inflight: usize,
-    /// Chat rooms [default: one per 100 connections].
+    /// Chat rooms [default: one per 100 connections]; not with `room_size`.
     #[serde(default)]
     pub rooms: Option<u64>,
+    /// Instead of `rooms`: members per room, giving ceil(connections /
+    /// room_size) rooms (with a zipf distribution, the mean size).
+    #[serde(default)]
+    pub room_size: Option<u64>,
+    /// How connections spread over the rooms: "uniform" (connection i in
+    /// room i mod rooms) or "zipf:S" (the room of rank k gets a share
+    /// proportional to 1/k^S), as `loadgen run --room-dist`.
+    #[serde(default)]
+    pub room_distribution: loadgen::opts::RoomDist,
     /// Fraction of connections that send.
     #[serde(default = "default_chatters")]
     pub chatters: f64,
@@ -149,6 +158,12 @@ pub struct Phase {
     pub connect_timeout: Duration,
     #[serde(default = "default_drain", with = "humantime_serde_compat")]
     pub drain: Duration,
+    /// A sender's own copy not back this long after it was due is lost.
+    #[serde(
+        default = "loadgen::opts::default_loss_timeout",
+        with = "humantime_serde_compat"
+    )]
+    pub loss_timeout: Duration,
     /// Checked against this phase alone.
     #[serde(default)]
     pub thresholds: Vec<String>,

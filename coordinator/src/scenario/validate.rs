@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use loadgen::chat::MIN_PAYLOAD;
 use loadgen::conn::UpgradeExtras;
-use loadgen::opts::{Processes, Progress, RunOpts, WorkloadKind};
-use loadgen::workload::{Workload, WorkloadError};
+use loadgen::opts::WorkloadKind;
 
 use super::schema::{Phase, StaticAgent, Target};
 use super::{CheckOptions, Loaded, Problem};
@@ -236,7 +234,10 @@ fn host_port(s: &str) -> Result<(), String> {
 }
 
 fn phase(found: &mut Found, key: &str, target: &Target, p: &Phase) {
-    let mut add = |field: &str, message: String| found.add(format!("{key}.{field}"), message);
+    // The coordinator's own rules first (stricter than loadgen's for a
+    // scenario), then loadgen's limits; one problem per key, the first.
+    let mut problems: Vec<(String, String)> = Vec::new();
+    let mut add = |field: &str, message: String| problems.push((field.to_string(), message));
     if p.duration.is_zero() {
         add("duration", "must be longer than 0s".into());
     }
@@ -251,27 +252,9 @@ fn phase(found: &mut Found, key: &str, target: &Target, p: &Phase) {
                 p.ramp
             ),
         );
-    } else if !p.duration.is_zero() {
-        let ramp = Duration::from_secs_f64(p.connections as f64 / p.ramp);
-        if ramp > p.duration {
-            add(
-                "ramp",
-                format!(
-                    "opening {} connections at {}/s takes {}, longer than the phase's duration of {}: \
-                     raise ramp or lengthen the phase",
-                    p.connections,
-                    p.ramp,
-                    humantime::format_duration(Duration::from_secs(ramp.as_secs().max(1))),
-                    humantime::format_duration(p.duration)
-                ),
-            );
-        }
     }
     if p.max_inflight == 0 {
         add("max_inflight", "must be at least 1".into());
-    }
-    for (field, message) in workload_problems(target, p) {
-        add(field, message);
     }
     if let Some(rooms) = p.rooms {
         if rooms > p.connections && p.connections > 0 {
@@ -307,87 +290,65 @@ fn phase(found: &mut Found, key: &str, target: &Target, p: &Phase) {
             ),
         );
     }
+    // The very check `loadgen run` makes of its options, so a scenario
+    // that passes here is one the agents accept.
+    let opts = crate::split::phase_opts(target, &target.urls, p, "");
+    for bad in opts.bad_values() {
+        let field = scenario_key(bad.flag);
+        let message = format!("{field} {}", scenario_words(&bad.why));
+        problems.push((field, message));
+    }
+    let ramp_ok = !problems.iter().any(|(f, _)| f == "ramp");
+    if ramp_ok && !p.duration.is_zero() {
+        // Within loadgen's limits, but it may not fit the phase.
+        if let Ok(ramp) = Duration::try_from_secs_f64(p.connections as f64 / p.ramp) {
+            if ramp > p.duration {
+                problems.push((
+                    "ramp".into(),
+                    format!(
+                        "opening {} connections at {}/s takes {}, longer than the phase's duration of {}: \
+                         raise ramp or lengthen the phase",
+                        p.connections,
+                        p.ramp,
+                        humantime::format_duration(Duration::from_secs(ramp.as_secs().max(1))),
+                        humantime::format_duration(p.duration)
+                    ),
+                ));
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (field, message) in problems {
+        if seen.insert(field.clone()) {
+            found.add(format!("{key}.{field}"), message);
+        }
+    }
 }
 
-/// The workload rules of loadgen itself (`Workload::from_opts`), asked
-/// again after each fix so that every broken knob is reported, not only
-/// the first.
-fn workload_problems(target: &Target, p: &Phase) -> Vec<(&'static str, String)> {
-    let mut opts = run_opts(target, p);
-    let mut out = Vec::new();
-    if !(p.churn >= 0.0 && p.churn.is_finite()) {
-        // Workload::from_opts takes any churn; loadgen's error still says why.
-        out.push(("churn", message(&WorkloadError::Churn(p.churn))));
-        opts.churn = 0.0;
+/// A loadgen flag (`max-inflight`) as its scenario key (`max_inflight`).
+fn scenario_key(flag: &str) -> String {
+    match flag {
+        "room-dist" => "room_distribution".into(),
+        _ => flag.replace('-', "_"),
     }
-    for _ in 0..5 {
-        let Err(e) = Workload::from_opts(&opts) else {
-            break;
-        };
-        let field = match e {
-            WorkloadError::Fraction(_) => {
-                opts.chatters = 0.0;
-                "chatters"
-            }
-            WorkloadError::Rate(_) => {
-                opts.rate = 1.0;
-                "rate"
-            }
-            WorkloadError::Size { .. } => {
-                opts.size = MIN_PAYLOAD;
-                "size"
-            }
-            WorkloadError::Rooms => {
-                opts.rooms = Some(1);
-                "rooms"
-            }
-            WorkloadError::Churn(_) => {
-                opts.churn = 0.0;
-                "churn"
-            }
-        };
-        out.push((field, message(&e)));
+}
+
+/// loadgen's words with its flags as scenario keys: "cannot be used with
+/// --rooms" reads "cannot be used with rooms".
+fn scenario_words(why: &str) -> String {
+    let mut out = String::with_capacity(why.len());
+    let mut rest = why;
+    while let Some(at) = rest.find("--") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+            .unwrap_or(after.len());
+        out.push_str(&scenario_key(&after[..end]));
+        rest = &after[end..];
     }
+    out.push_str(rest);
     out
-}
-
-/// loadgen's message without its command-line dashes: "--rate must be"
-/// reads "rate must be", which is the scenario's key.
-fn message(e: &WorkloadError) -> String {
-    e.to_string().trim_start_matches("--").to_string()
-}
-
-/// A phase as `loadgen run` options for the whole phase (all agents
-/// together), for checking with loadgen's own rules.
-fn run_opts(target: &Target, p: &Phase) -> RunOpts {
-    RunOpts {
-        targets: target.urls.clone(),
-        connections: p.connections,
-        ramp: p.ramp,
-        max_inflight: p.max_inflight,
-        duration: p.duration,
-        workload: target.workload,
-        rooms: p.rooms,
-        room_prefix: None,
-        chatters: p.chatters,
-        rate: p.rate,
-        size: p.size,
-        ping_interval: p.ping_interval,
-        insecure: target.insecure,
-        headers: target.headers.clone(),
-        subprotocols: target.subprotocols.clone(),
-        churn: p.churn,
-        source_ips: None,
-        connect_timeout: p.connect_timeout,
-        drain: p.drain,
-        loss_timeout: loadgen::opts::default_loss_timeout(),
-        json: None,
-        progress: Progress::Never,
-        min_held: 1.0,
-        threads: None,
-        processes: Processes::Auto,
-        metrics_listen: None,
-    }
 }
 
 /// Parses each threshold, and refuses the ones that could only fail:
@@ -661,6 +622,74 @@ phases:
                 false
             ),
             ["6:phases"]
+        );
+    }
+
+    #[test]
+    fn room_keys() {
+        let from = "    connections: 100";
+        let with = |extra: &str| keys(from, &format!("{from}\n{extra}"), false);
+        assert!(with("    room_size: 7\n    room_distribution: zipf:1.2").is_empty());
+        assert!(with("    rooms: 7\n    room_distribution: uniform").is_empty());
+        assert_eq!(
+            with("    rooms: 7\n    room_size: 10"),
+            ["11:phases[0].room_size"]
+        );
+        assert_eq!(with("    room_size: 0"), ["10:phases[0].room_size"]);
+        let p = problems(
+            &GOOD.replacen(
+                from,
+                "    connections: 100\n    rooms: 7\n    room_size: 10",
+                1,
+            ),
+            false,
+        );
+        assert_eq!(
+            p[0].message,
+            "room_size cannot be used with rooms: give the number of rooms or their size"
+        );
+        // A distribution loadgen cannot read stops parsing: see
+        // tests/scenarios/bad_room_distribution.yaml.
+    }
+
+    #[test]
+    fn loadgen_limits_are_the_scenario_s_limits() {
+        let from = "    connections: 100";
+        let with = |extra: &str| {
+            problems(&GOOD.replacen(from, &format!("{from}\n{extra}"), 1), false)
+                .into_iter()
+                .map(|p| format!("{}:{}: {}", p.line.unwrap_or(0), p.key, p.message))
+                .collect::<Vec<_>>()
+        };
+        for (extra, says) in [
+            ("    rate: 1e-20", "10:phases[0].rate: rate must be 0.001 to 1000000 messages per second, not 1e-20"),
+            ("    ramp: 1e-300", "10:phases[0].ramp: ramp must be 0.001 to 10000000 connections per second"),
+            ("    ramp: 1e8", "10:phases[0].ramp: ramp must be 0.001 to 10000000"),
+            ("    max_inflight: 18446744073709551615", "10:phases[0].max_inflight: max_inflight must be 1 to 1000000"),
+            ("    size: 100000000000", "10:phases[0].size: size must be at least 24 bytes (the payload carries the send time) and at most 67108864"),
+            ("    ping_interval: 500000000000years", "10:phases[0].ping_interval: ping_interval must be at most 30days"),
+            ("    connect_timeout: 31days", "10:phases[0].connect_timeout: connect_timeout must be at most 30days"),
+            ("    churn: .inf", "10:phases[0].churn: churn must be a number of connections per second"),
+            ("    chatters: .nan", "10:phases[0].chatters: chatters must be between 0 and 1, not NaN"),
+        ] {
+            let p = with(extra);
+            assert_eq!(p.len(), 1, "{extra}: {p:?}");
+            assert!(p[0].starts_with(says), "{extra}:\n  got  {}\n  want {says}", p[0]);
+        }
+        // The coordinator's own, stricter rule comes alone.
+        let p = with("    drain: 500000000000years");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("did you mean seconds?"), "{p:?}");
+        let p = problems(
+            &GOOD.replacen(from, "    connections: 200000000\n    ramp: 1e7", 1),
+            false,
+        );
+        assert_eq!(
+            (p[0].key.as_str(), p[0].message.as_str()),
+            (
+                "phases[0].connections",
+                "connections must be at most 100000000, not 200000000"
+            )
         );
     }
 

@@ -52,8 +52,8 @@ pub struct AgentOpts {
     #[arg(long, env = "LOADGEN_AGENT_NAME")]
     pub name: Option<String>,
 
-    /// Worker threads per process [default: one per core].
-    #[arg(long, env = "LOADGEN_THREADS")]
+    /// Worker threads per process, 1 to 1024 [default: one per core].
+    #[arg(long, env = "LOADGEN_THREADS", value_parser = parse_threads)]
     pub threads: Option<usize>,
 
     /// Serve Prometheus metrics on http://ADDR/metrics for as long as the
@@ -288,9 +288,29 @@ fn host_name() -> String {
         .unwrap_or_else(|| "agent".to_string())
 }
 
+/// `--threads` within the same bounds as `loadgen run --threads`: a runtime
+/// of 100,000 threads aborts rather than failing politely.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let max = crate::opts::limits::MAX_THREADS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be 1 to {max}, not {s}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_are_bounded_like_loadgen_run() {
+        assert_eq!(parse_threads("4"), Ok(4));
+        assert_eq!(parse_threads("1024"), Ok(1024));
+        for bad in ["0", "100000", "-1", "many"] {
+            let e = parse_threads(bad).unwrap_err();
+            assert_eq!(e, format!("must be 1 to 1024, not {bad}"));
+        }
+    }
 
     #[test]
     fn secrets_compare_whole() {
