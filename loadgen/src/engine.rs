@@ -32,7 +32,7 @@ const SATURATED_CPU_PERCENT: f64 = 90.0;
 /// Between the end of the ramp and the first send.
 const JOIN_SETTLE: Duration = Duration::from_millis(50);
 /// How long closing may take after the drain before tasks are dropped.
-const FINISH_GRACE: Duration = Duration::from_secs(5);
+pub const FINISH_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything a run produced. Serializable: a worker process sends its
 /// outcome to the parent as one JSON line.
@@ -63,6 +63,10 @@ pub struct Outcome {
     /// them.
     #[serde(default)]
     pub not_attempted: u64,
+    /// Connections whose close handshake had not finished a grace period
+    /// after the drain, dropped without it.
+    #[serde(default)]
+    pub dropped_at_end: u64,
     /// Set when the run was cut short (Ctrl-C).
     pub interrupted: bool,
     /// Growth of resident memory from start to the end of the ramp.
@@ -305,6 +309,7 @@ pub async fn run(
     let finish_by = ctx.end + ctx.drain + FINISH_GRACE;
     let mut interrupted = false;
     let mut panics = Panics::default();
+    let mut dropped_at_end = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -338,7 +343,8 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep_until(finish_by.into()) => {
-                warn!(left = recorder.open_connections(), "connections still open after the grace period: dropping them");
+                dropped_at_end = recorder.open_connections();
+                warn!(left = dropped_at_end, "connections still open after the grace period: dropping them");
                 tasks.abort_all();
                 break;
             }
@@ -371,6 +377,7 @@ pub async fn run(
         ramp_secs,
         sending_secs,
         not_attempted: total.saturating_sub(spawned.load(Ordering::Relaxed)),
+        dropped_at_end,
         interrupted,
         rss_growth_bytes,
         processes: 1,
@@ -485,7 +492,7 @@ async fn connect_once(
     permit: OwnedSemaphorePermit,
 ) -> Option<conn::Upgraded> {
     let (targets, tls, sources, extras) = &**endpoints;
-    let (t, s) = endpoint_indices(i, targets.len(), sources.len());
+    let (t, s) = ctx.workload.endpoints(i, targets.len(), sources.len());
     let target = &targets[t];
     let role = ctx.workload.role(i);
     let opts = ConnectOptions {
@@ -521,19 +528,6 @@ async fn connect_once(
     up
 }
 
-/// Which target and which source address connection `i` uses. The target
-/// turns fastest and the source once per round of targets, so every
-/// (source, target) pair carries its share: with `i % sources` instead, two
-/// sources and two targets would only ever make two of the four pairs, and
-/// the capacity check (which counts every pair's ports) would promise twice
-/// what the run can hold.
-fn endpoint_indices(i: u64, targets: usize, sources: usize) -> (usize, Option<usize>) {
-    let t = targets.max(1) as u64;
-    let target = (i % t) as usize;
-    let source = (sources > 0).then(|| ((i / t) % sources as u64) as usize);
-    (target, source)
-}
-
 fn rss_bytes() -> u64 {
     Memory::of_self().map_or(0, |m| m.vm_rss_kb * 1024)
 }
@@ -541,21 +535,6 @@ fn rss_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_source_meets_every_target_evenly() {
-        for (targets, sources) in [(2, 2), (3, 2), (2, 4), (4, 6), (1, 3), (3, 1)] {
-            let mut pairs = std::collections::HashMap::new();
-            let rounds = 5;
-            for i in 0..(targets * sources * rounds) as u64 {
-                let (t, s) = endpoint_indices(i, targets, sources);
-                *pairs.entry((t, s.unwrap())).or_insert(0) += 1;
-            }
-            assert_eq!(pairs.len(), targets * sources, "{targets}×{sources}");
-            assert!(pairs.values().all(|&n| n == rounds), "{pairs:?}");
-        }
-        assert_eq!(endpoint_indices(7, 3, 0), (1, None));
-    }
 
     #[tokio::test]
     async fn a_panicked_task_is_a_failure_with_its_message() {

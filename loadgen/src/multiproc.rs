@@ -236,6 +236,7 @@ pub async fn run(
         ramp_secs: longest(|o| o.ramp_secs),
         sending_secs: longest(|o| o.sending_secs),
         not_attempted: outcomes.iter().map(|o| o.not_attempted).sum(),
+        dropped_at_end: outcomes.iter().map(|o| o.dropped_at_end).sum(),
         interrupted: interrupted || outcomes.iter().any(|o| o.interrupted),
         rss_growth_bytes: outcomes.iter().map(|o| o.rss_growth_bytes).sum(),
         processes: n as u64,

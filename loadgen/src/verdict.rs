@@ -73,6 +73,13 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
             outcome.threads
         ));
     }
+    if outcome.dropped_at_end > 0 {
+        notes.push(format!(
+            "{} connections had not finished their close handshake {} s after the drain and were dropped without it: the server was slow to answer closes (in chat, each close also sends a leave notice to every member of the room)",
+            outcome.dropped_at_end,
+            crate::engine::FINISH_GRACE.as_secs()
+        ));
+    }
     if outcome.totals.messages_lost > 0 {
         notes.push(format!(
             "{} messages lost: a sender's own copy did not come back within --loss-timeout ({}) of its scheduled send time, or by the end of the run (--drain {} after the last send)",

@@ -129,6 +129,30 @@ impl Workload {
         }
     }
 
+    /// Which of `targets` targets and which of `sources` source addresses
+    /// (None: the kernel picks) connection `index` uses, from the index
+    /// alone.
+    /// - The target: in chat workloads, the room's (room mod targets), so
+    ///   every member of a room meets on one server. Separate server
+    ///   processes keep separate rooms, and with `index mod targets` a room
+    ///   of 100 spread over six servers would be six rooms of about 17, and
+    ///   the fan-out a sixth of what was asked. Otherwise index mod targets.
+    /// - The source turns once per round of targets, so every (source,
+    ///   target) pair carries its share: with `index mod sources`, two
+    ///   sources and two targets would only ever make two of the four
+    ///   pairs, and the capacity check, which counts every pair's ports,
+    ///   would promise twice what the run can hold.
+    pub fn endpoints(&self, index: u64, targets: usize, sources: usize) -> (usize, Option<usize>) {
+        let t = targets.max(1) as u64;
+        let slot = match self.proto() {
+            Some(_) => self.room_of(index),
+            None => index,
+        };
+        let target = (slot % t) as usize;
+        let source = (sources > 0).then(|| ((index / t) % sources as u64) as usize);
+        (target, source)
+    }
+
     /// How many of the first `connections` connections the largest room
     /// (room 0) gets: exact for uniform, ceil(connections / rooms); for
     /// zipf the expected connections × its share, which the spread meets
@@ -204,6 +228,7 @@ fn zipf_cumulative(rooms: u64, exponent: f64) -> Arc<[f64]> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::collections::HashMap;
 
     fn workload(args: &[&str]) -> Workload {
         let cli = crate::opts::Cli::parse_from(["loadgen", "run", "ws://h:1/"].iter().chain(args));
@@ -217,6 +242,54 @@ mod tests {
             by_room[w.room_of(i) as usize] += 1;
         }
         by_room
+    }
+
+    /// (target, source) → connections, over the first `n`.
+    fn pairs(w: &Workload, n: u64, t: usize, s: usize) -> HashMap<(usize, usize), u64> {
+        let mut pairs = HashMap::new();
+        for i in 0..n {
+            let (target, source) = w.endpoints(i, t, s);
+            *pairs.entry((target, source.unwrap())).or_default() += 1;
+        }
+        pairs
+    }
+
+    #[test]
+    fn every_source_meets_every_target_evenly() {
+        let idle = workload(&["--workload", "idle"]);
+        for (t, s) in [(2, 2), (3, 2), (2, 4), (4, 6), (1, 3), (3, 1)] {
+            let p = pairs(&idle, (t * s * 5) as u64, t, s);
+            assert_eq!(p.len(), t * s, "{t}×{s}");
+            assert!(p.values().all(|&n| n == 5), "{p:?}");
+        }
+        assert_eq!(idle.endpoints(7, 3, 0), (1, None));
+        // Chat: the README's 100,000 over 6 servers and 8 sources, 1,000
+        // rooms: every pair is used, within 1 % of an even share.
+        let chat = workload(&["-c", "100000", "--rooms", "1000"]);
+        let p = pairs(&chat, 100_000, 6, 8);
+        assert_eq!(p.len(), 48);
+        let even = 100_000 / 48;
+        assert!(p.values().all(|&n| n.abs_diff(even) <= even / 100), "{p:?}");
+    }
+
+    #[test]
+    fn a_room_meets_on_one_target() {
+        for args in [
+            &["-c", "100000", "--rooms", "1000"][..],
+            &["-c", "10000", "--rooms", "7"],
+            &["-c", "10000", "--rooms", "50", "--room-dist", "zipf:1.1"],
+        ] {
+            let w = workload(args);
+            let mut target_of_room = HashMap::new();
+            for i in 0..10_000 {
+                let (t, _) = w.endpoints(i, 6, 8);
+                let seen = *target_of_room.entry(w.room_of(i)).or_insert(t);
+                assert_eq!(seen, t, "room {} on two targets ({args:?})", w.room_of(i));
+            }
+            // and the rooms use every target
+            let used: std::collections::HashSet<usize> = target_of_room.values().copied().collect();
+            assert_eq!(used.len(), 6, "{args:?}");
+        }
     }
 
     #[test]
