@@ -54,7 +54,9 @@ pub enum WorkloadKind {
 
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct RunOpts {
-    /// Target URLs (ws://); several spread connections round-robin.
+    /// Target URLs (ws:// or wss://, comma-separated). Several share the
+    /// connections: in chat workloads by room (room mod targets, so a
+    /// room's members meet on one server), otherwise round-robin.
     #[arg(required = true, env = "LOADGEN_TARGETS", value_delimiter = ',')]
     pub targets: Vec<String>,
 
