@@ -119,7 +119,8 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_ROOM_PREFIX")]
     pub room_prefix: Option<String>,
 
-    /// Fraction of connections that send (chat: chatters; echo: senders), 0 to 1.
+    /// Fraction of connections that send (chat: chatters, the same share in
+    /// every room; echo: senders), 0 to 1.
     #[arg(long, env = "LOADGEN_CHATTERS", default_value_t = 0.1)]
     pub chatters: f64,
 

@@ -351,19 +351,25 @@ async fn the_server_fills_in_id_user_id_username_and_timestamp() {
     assert_ne!(next.id, own.id);
 }
 
-#[tokio::test]
-async fn a_later_join_with_a_username_renames_the_connection() {
-    let server = start_server(opts());
-    let addr = server.local_addr();
+/// JSON client "first" and client "b" (in `b_proto`) in room "r", each past
+/// its welcome and the join notices.
+async fn first_and_b_in_r(addr: std::net::SocketAddr, b_proto: Proto) -> (Client, Client) {
     let mut a = Client::connect(addr, Proto::Json, "username=first&room=r")
         .await
         .unwrap();
     a.recv_msg().await.unwrap();
-    let mut b = Client::connect(addr, Proto::Json, "username=b&room=r")
+    let mut b = Client::connect(addr, b_proto, "username=b&room=r")
         .await
         .unwrap();
     b.recv_msg().await.unwrap();
     a.recv_msg().await.unwrap();
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_later_join_with_a_username_renames_the_connection() {
+    let server = start_server(opts());
+    let (mut a, mut b) = first_and_b_in_r(server.local_addr(), Proto::Json).await;
 
     a.chat("r", b"before").await.unwrap();
     assert_eq!(b.recv_msg().await.unwrap().username, "first");
@@ -401,16 +407,7 @@ async fn a_later_join_with_a_username_renames_the_connection() {
 #[tokio::test]
 async fn a_later_chat_or_leave_with_a_username_renames_the_connection() {
     let server = start_server(opts());
-    let addr = server.local_addr();
-    let mut a = Client::connect(addr, Proto::Json, "username=first&room=r")
-        .await
-        .unwrap();
-    a.recv_msg().await.unwrap();
-    let mut b = Client::connect(addr, Proto::Binary, "username=b&room=r")
-        .await
-        .unwrap();
-    b.recv_msg().await.unwrap();
-    a.recv_msg().await.unwrap();
+    let (mut a, mut b) = first_and_b_in_r(server.local_addr(), Proto::Binary).await;
 
     // The chat that carries the new name is itself sent under it.
     a.send(
