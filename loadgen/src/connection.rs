@@ -38,6 +38,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Frames a connection may have waiting to be written; past it, a due send
 /// is counted lost (the server is not reading) instead of queued.
 const MAX_QUEUED: usize = 4096;
+/// Own messages a connection awaits at once; past it, the oldest counts as
+/// lost at once. A server that takes messages and never answers would
+/// otherwise grow each sender's list by rate × --loss-timeout (at the
+/// highest rate and timeout, gigabytes).
+const MAX_OUTSTANDING: usize = 65_536;
 /// How long our close frame and the server's answer may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -390,6 +395,10 @@ impl Client {
         };
         ctx.recorder.sent(1, 0);
         self.out.push(frame);
+        if self.outstanding.len() >= MAX_OUTSTANDING {
+            self.outstanding.pop_front();
+            ctx.recorder.lost(1);
+        }
         self.outstanding.push_back(due_ns);
     }
 

@@ -1,7 +1,9 @@
 //! Servers that misbehave in ways a benchmark must measure rather than
 //! hide: one that stalls (the open model keeps its timetable and the stall
 //! shows as latency), one that drops frames (counted as lost, exactly),
-//! and one that refuses upgrades (counted by HTTP status, exit non-zero).
+//! one that never answers (every message lost, with a bounded list of awaited
+//! ones), and one that refuses upgrades (counted by HTTP status, exit
+//! non-zero).
 //! The server keeps its own counts, and the report must agree with them.
 
 mod common;
@@ -197,4 +199,58 @@ fn a_refused_upgrade_is_counted_by_its_status() {
     assert_eq!(server.counters.upgrades.load(Ordering::Relaxed), 0);
     assert!(run.stderr.contains("held 0 of 10"), "{why}");
     assert!(run.stderr.contains("HTTP 403"), "{why}");
+}
+
+/// A server that takes every frame and answers none: a sender awaits at
+/// most 65,536 of its messages at once, and the older ones count as lost as
+/// the list overflows (a 60 s loss timeout would otherwise keep them all,
+/// 8 bytes each, for a minute, whatever the rate).
+#[test]
+fn a_server_that_never_answers_costs_a_bounded_list_of_awaited_messages() {
+    const CAP: u64 = 65_536;
+    let server = RawServer::start(Behaviour::SendAfter(Duration::ZERO, Vec::new()));
+    let run = run_json(
+        &[
+            "run",
+            &server.url(),
+            "--workload",
+            "echo",
+            "-c",
+            "1",
+            "--chatters",
+            "1",
+            "--rate",
+            "100000",
+            "--size",
+            "24",
+            "--duration",
+            "2s",
+            "--drain",
+            "200ms",
+            "--loss-timeout",
+            "60s",
+            "--progress",
+            "never",
+        ],
+        LIMIT,
+    );
+    run.assert_code(0);
+    let t = run.totals();
+    let why = run.describe();
+    let sent = t.u("messages_sent");
+    assert!(sent > CAP + 10_000, "sent {sent}: {why}");
+    assert_eq!(t.u("messages_lost"), sent, "{why}");
+    // All but the last CAP were written off while the run went on, long
+    // before their 60 s were up; the last CAP at the end.
+    let intervals = run.json.as_ref().unwrap()["intervals"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let (last, before) = intervals.split_last().unwrap();
+    let early: u64 = before.iter().map(|iv| iv["lost"].as_u64().unwrap()).sum();
+    assert!(early + last["lost"].as_u64().unwrap() == sent, "{why}");
+    assert!(
+        early >= sent - CAP - 1_000,
+        "{early} of {sent} early: {why}"
+    );
 }
