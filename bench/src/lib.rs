@@ -1,8 +1,9 @@
 //! Benchmarks of the chat server. The two binaries (`idle-memory`,
 //! `broadcast`) share this library: process handling for servers and helper
-//! processes, the two measurements and reports. The client side (lean
-//! connections, source addresses, /proc readings) is the load generator's
-//! library, `loadgen`.
+//! processes, the two measurements and reports. The client side is the
+//! load generator's library, `loadgen`: its engine for the broadcast
+//! bench, its lean connect for the idle bench's holders, its source
+//! addresses and /proc readings.
 
 pub mod broadcast;
 pub mod holder;

@@ -3,44 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use hdrhistogram::Histogram;
 use serde::Serialize;
-
-/// Latency percentiles in milliseconds, from a histogram of nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    pub mean_ms: f64,
-}
-
-impl LatencySummary {
-    pub fn from_nanos(h: &Histogram<u64>) -> LatencySummary {
-        if h.is_empty() {
-            return LatencySummary::default();
-        }
-        let ms = |ns: u64| ns as f64 / 1e6;
-        LatencySummary {
-            count: h.len(),
-            p50_ms: ms(h.value_at_quantile(0.50)),
-            p90_ms: ms(h.value_at_quantile(0.90)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            p999_ms: ms(h.value_at_quantile(0.999)),
-            max_ms: ms(h.max()),
-            mean_ms: h.mean() / 1e6,
-        }
-    }
-}
-
-/// A histogram for latencies in nanoseconds, 1 µs to 100 s at 3
-/// significant digits; larger values are clamped to the top.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1_000, 100_000_000_000, 3).expect("constant bounds are valid")
-}
 
 /// A GitHub-flavoured markdown table.
 pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -76,25 +39,6 @@ pub fn fixed(v: f64, decimals: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_in_ms() {
-        let mut h = latency_histogram();
-        for v in 1..=1000u64 {
-            h.record(v * 1_000_000).unwrap(); // 1..=1000 ms
-        }
-        let s = LatencySummary::from_nanos(&h);
-        assert_eq!(s.count, 1000);
-        assert!((s.p50_ms - 500.0).abs() < 1.0, "{s:?}");
-        assert!((s.p99_ms - 990.0).abs() < 1.0, "{s:?}");
-        assert!((s.max_ms - 1000.0).abs() < 1.0, "{s:?}");
-        h.saturating_record(u64::MAX);
-        assert!(LatencySummary::from_nanos(&h).max_ms >= 100_000.0);
-        assert_eq!(
-            LatencySummary::from_nanos(&latency_histogram()),
-            LatencySummary::default()
-        );
-    }
 
     #[test]
     fn table_has_header_rule_and_rows() {
