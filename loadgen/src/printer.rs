@@ -68,9 +68,11 @@ const LATENCY_LABELS: [(Latency, &str, &str); 4] = [
 ];
 
 /// One progress line, e.g.
-/// `12s conns 95,000/100,000 +19,800/s err 3 | out 9,500/s in 950,000/s | rtt p50 1.20 ms p99 4.80 ms`.
+/// `12s conns 95,000/100,000 +19,800/s err 3 | out 9,500/s in 950,000/s | rtt p50 1.20 ms p99 4.80 ms | cpu 150%`.
 /// Error, close and loss counts are those of the interval; latencies appear
-/// for each kind that had samples in it.
+/// for each kind that had samples in it; the load generator's own CPU
+/// (percent of one core, all its processes) comes last, so that a
+/// saturated generator shows while it runs, not only in the summary.
 pub fn progress_line(iv: &Interval, target_connections: u64, elapsed: Duration) -> String {
     let mut line = format!(
         "{}s conns {}/{} +{}/s err {}",
@@ -101,6 +103,9 @@ pub fn progress_line(iv: &Interval, target_connections: u64, elapsed: Duration) 
                 ms(l.p99_ms)
             );
         }
+    }
+    if iv.cpu_percent > 0.0 {
+        let _ = write!(line, " | cpu {:.0}%", iv.cpu_percent);
     }
     line
 }
@@ -463,7 +468,7 @@ mod tests {
         assert_eq!(
             line,
             "12s conns 95,000/100,000 +19,800/s err 3 | out 9,500/s in 950,000/s \
-             | rtt p50 1.20 ms p99 4.80 ms"
+             | rtt p50 1.20 ms p99 4.80 ms | cpu 150%"
         );
     }
 
@@ -492,7 +497,9 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("| rtt p50 1.20 ms p99 4.80 ms | connect p50 0.250 ms p99 31.0 ms"),
+            line.ends_with(
+                "| rtt p50 1.20 ms p99 4.80 ms | connect p50 0.250 ms p99 31.0 ms | cpu 150%"
+            ),
             "{line}"
         );
         assert!(!line.contains("echo") && !line.contains("fanout"), "{line}");
