@@ -127,6 +127,8 @@ fn exact_chat_counts(workload: &str, proto: Proto) {
     assert_eq!(t.latency_count("round_trip"), sent, "{why}");
     assert_eq!(t.latency_count("fanout"), sent * (MEMBERS - 1), "{why}");
     assert_eq!(t.latency_count("echo"), 0, "{why}");
+    // and the summary's "of which copies" is exactly that: sent × room size
+    assert_eq!(t.u("copies_received"), sent * MEMBERS, "{why}");
 
     // Received: a welcome per connection; in each room the k-th member to
     // join sees its own and the k-1 earlier joins (at least m(m+1)/2
