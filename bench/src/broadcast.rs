@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use loadgen::engine::{self, Plan};
 use loadgen::opts::{Cli, RunOpts};
-use loadgen::proc_stats::{CpuSample, Memory};
+use loadgen::proc_stats::{CpuMeter, Memory};
 use loadgen::stats::{Latency, LatencyHistogram, Totals};
 use protocol::Proto;
 use serde::Serialize;
@@ -197,22 +197,12 @@ pub async fn measure(
     let plan = Plan::new(&opts, total, 1)?;
     let server_rss_start = Memory::of_pid(pid)?;
     let seconds = Arc::new(Mutex::new(Vec::new()));
-    let mut server_cpu = CpuSample::of_pid(pid).ok();
+    let mut server_cpu = CpuMeter::of_pid(pid);
     let record = seconds.clone();
     // The bench stops by itself at the end of the run.
     let (_stop_tx, stop) = watch::channel(false);
     let outcome = engine::run(&opts, plan, 0..total, stop, move |iv, _| {
-        let server = match (server_cpu.take(), CpuSample::of_pid(pid).ok()) {
-            (Some(before), Some(now)) => {
-                let percent = before.percent_until(&now);
-                server_cpu = Some(now);
-                percent
-            }
-            (_, now) => {
-                server_cpu = now;
-                0.0
-            }
-        };
+        let server = server_cpu.percent_since_last().unwrap_or(0.0);
         if let Ok(mut s) = record.lock() {
             s.push(CpuSecond {
                 at_secs: iv.at_secs,

@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStdout, Command};
 
 use server::ReadyLine;
 
-use loadgen::proc_stats::{CpuSample, Memory};
+use loadgen::proc_stats::Memory;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -112,10 +112,6 @@ impl ServerProcess {
 
     pub fn memory(&self) -> io::Result<Memory> {
         Memory::of_pid(self.pid)
-    }
-
-    pub fn cpu(&self) -> io::Result<CpuSample> {
-        CpuSample::of_pid(self.pid)
     }
 
     /// SIGTERM, then waits up to `timeout` for the exit (SIGKILL after).

@@ -18,7 +18,7 @@ use crate::capacity;
 use crate::conn::{self, ConnectOptions};
 use crate::connection::{Client, RunContext};
 use crate::opts::RunOpts;
-use crate::proc_stats::{CpuSample, Memory};
+use crate::proc_stats::{CpuMeter, Memory};
 use crate::source_ips;
 use crate::stats::{Closed, Interval, Latency, Recorder, Totals};
 use crate::target::{self, Target};
@@ -289,32 +289,24 @@ pub async fn run(
 
     // Progress, CPU sampling and the end of the run.
     let mut intervals = Vec::new();
-    let mut cpu = CpuSample::of_self().ok();
-    // This process's CPU since the previous reading, in percent of a core.
-    let mut cpu_since_last = move || {
-        let prev = cpu.take()?;
-        let now = CpuSample::of_self().ok()?;
-        let percent = prev.percent_until(&now);
-        cpu = Some(now);
-        Some(percent)
-    };
+    let mut cpu = CpuMeter::of_self();
     let mut held_after_ramp = None;
     let mut ramp_secs = 0.0;
     let mut sending_from: Option<Instant> = None;
+    // When Ctrl-C came, if it did.
     let mut stopped_at: Option<Instant> = None;
     let mut rss_growth_bytes = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let finish_by = ctx.end + ctx.drain + FINISH_GRACE;
-    let mut interrupted = false;
     let mut panics = Panics::default();
     let mut dropped_at_end = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let mut iv = recorder.interval();
-                iv.cpu_percent = cpu_since_last().unwrap_or(0.0);
+                iv.cpu_percent = cpu.percent_since_last().unwrap_or(0.0);
                 on_interval(&iv, &recorder);
                 intervals.push(iv);
             }
@@ -330,8 +322,7 @@ pub async fn run(
                     rss_growth_bytes = rss_bytes() as i64 - rss_at_start as i64;
                 }
             }
-            _ = stop.changed(), if !interrupted => {
-                interrupted = true;
+            _ = stop.changed(), if stopped_at.is_none() => {
                 stopped_at = Some(Instant::now());
                 warn!("interrupted: closing every connection, then the summary");
             }
@@ -351,7 +342,7 @@ pub async fn run(
         }
     }
     let mut last = recorder.interval();
-    last.cpu_percent = cpu_since_last().unwrap_or(0.0);
+    last.cpu_percent = cpu.percent_since_last().unwrap_or(0.0);
     on_interval(&last, &recorder);
     intervals.push(last);
     let threads = usable_cores(tokio::runtime::Handle::current().metrics().num_workers());
@@ -378,7 +369,7 @@ pub async fn run(
         sending_secs,
         not_attempted: total.saturating_sub(spawned.load(Ordering::Relaxed)),
         dropped_at_end,
-        interrupted,
+        interrupted: stopped_at.is_some(),
         rss_growth_bytes,
         processes: 1,
         failures: panics.failure().into_iter().collect(),

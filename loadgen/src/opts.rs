@@ -408,6 +408,17 @@ pub mod limits {
     pub const MAX_CHURN: f64 = 1e7;
     /// Worker threads per process.
     pub const MAX_THREADS: usize = 1024;
+
+    /// The check of a worker thread count, for `loadgen run` and `loadgen
+    /// agent` alike: a runtime of 100,000 threads aborts rather than
+    /// failing politely.
+    pub fn threads(n: usize) -> Result<usize, String> {
+        if (1..=MAX_THREADS).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("must be 1 to {MAX_THREADS}, not {n}"))
+        }
+    }
     /// A zipf spread keeps a cumulative table of 8 bytes per room.
     pub const MAX_ZIPF_ROOMS: u64 = 10_000_000;
 }
@@ -558,12 +569,8 @@ impl RunOpts {
         check("min-held", within(self.min_held, 0.0, 1.0), &|| {
             format!("must be between 0 and 1, not {}", num(self.min_held))
         });
-        if let Some(threads) = self.threads {
-            check(
-                "threads",
-                (1..=limits::MAX_THREADS).contains(&threads),
-                &|| format!("must be 1 to {}, not {threads}", limits::MAX_THREADS),
-            );
+        if let Some(why) = self.threads.and_then(|n| limits::threads(n).err()) {
+            check("threads", false, &|| why.clone());
         }
         check("rooms", self.rooms != Some(0), &|| {
             "must be at least 1".into()

@@ -90,6 +90,51 @@ impl CpuSample {
     }
 }
 
+/// Successive CPU readings of one process, for a per-second series: each
+/// call gives the CPU used since the previous one.
+#[derive(Debug)]
+pub struct CpuMeter {
+    /// `None`: this process.
+    pid: Option<u32>,
+    last: Option<CpuSample>,
+}
+
+impl CpuMeter {
+    pub fn of_self() -> CpuMeter {
+        CpuMeter::start(None)
+    }
+
+    pub fn of_pid(pid: u32) -> CpuMeter {
+        CpuMeter::start(Some(pid))
+    }
+
+    fn start(pid: Option<u32>) -> CpuMeter {
+        let mut meter = CpuMeter { pid, last: None };
+        meter.last = meter.read();
+        meter
+    }
+
+    fn read(&self) -> Option<CpuSample> {
+        match self.pid {
+            Some(pid) => CpuSample::of_pid(pid),
+            None => CpuSample::of_self(),
+        }
+        .ok()
+    }
+
+    /// Percent of one core used since the previous call (or since the
+    /// meter started); `None` when /proc could not be read then or now.
+    pub fn percent_since_last(&mut self) -> Option<f64> {
+        let now = self.read();
+        let percent = match (&self.last, &now) {
+            (Some(before), Some(now)) => Some(before.percent_until(now)),
+            _ => None,
+        };
+        self.last = now;
+        percent
+    }
+}
+
 pub fn cpu_percent(ticks: u64, ticks_per_sec: u64, wall: Duration) -> f64 {
     if wall.is_zero() || ticks_per_sec == 0 {
         return 0.0;
@@ -112,6 +157,27 @@ mod tests {
     use super::*;
 
     const STATUS: &str = "Name:\tserver\nVmPeak:\t  100 kB\nVmRSS:\t    5120 kB\nRssAnon:\t    1024 kB\nRssFile:\t    4096 kB\n";
+
+    #[test]
+    fn a_meter_reads_the_cpu_used_since_its_last_reading() {
+        // Not a timing test: spin until the tick counter has moved since
+        // the meter started (bounded), then the meter must see it.
+        let mut meter = CpuMeter::of_self();
+        let start = CpuSample::of_self().unwrap();
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+            if x.is_multiple_of(1_000_000) {
+                let now = CpuSample::of_self().unwrap();
+                if now.ticks >= start.ticks + 3 || start.at.elapsed() > Duration::from_secs(20) {
+                    break;
+                }
+            }
+        }
+        assert!(meter.percent_since_last().unwrap() > 0.0);
+        // a process that is gone reads as nothing, not as 0 %
+        assert_eq!(CpuMeter::of_pid(u32::MAX).percent_since_last(), None);
+    }
 
     #[test]
     fn open_file_limit_is_known() {

@@ -288,13 +288,14 @@ fn host_name() -> String {
         .unwrap_or_else(|| "agent".to_string())
 }
 
-/// `--threads` within the same bounds as `loadgen run --threads`: a runtime
-/// of 100,000 threads aborts rather than failing politely.
+/// `--threads` within the same bounds as `loadgen run --threads`.
 fn parse_threads(s: &str) -> Result<usize, String> {
-    let max = crate::opts::limits::MAX_THREADS;
     match s.parse::<usize>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("must be 1 to {max}, not {s}")),
+        Ok(n) => crate::opts::limits::threads(n),
+        Err(_) => Err(format!(
+            "must be 1 to {}, not {s}",
+            crate::opts::limits::MAX_THREADS
+        )),
     }
 }
 
