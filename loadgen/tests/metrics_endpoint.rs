@@ -14,25 +14,38 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// Waits for loadgen to listen on `addr` (it binds before its first
-/// connection), then scrapes until `ready` holds; both within 10 s.
-fn scrape_when(addr: SocketAddr, ready: impl FnMut(&Exposition) -> bool) -> Exposition {
+/// Scrapes `lg`'s endpoint at `addr` until `ready` holds, within 10 s.
+/// Failed scrapes are retried: the endpoint is up only once loadgen has
+/// started, and a connect to a port nobody listens on yet can even
+/// connect to itself (same local and peer port) and read back garbage.
+/// Fails at once, with loadgen's output, if the run ends first.
+fn scrape_when(
+    mut lg: Loadgen,
+    addr: SocketAddr,
+    mut ready: impl FnMut(&Exposition) -> bool,
+) -> (Loadgen, Exposition) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "loadgen never listened on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    let mut seen = String::from("(no scrape answered)");
+    loop {
+        let failed = match rt.block_on(testkit::prom::scrape(addr)) {
+            Ok(e) if ready(&e) => return (lg, e),
+            Ok(e) => {
+                seen = e.to_string();
+                String::new()
+            }
+            Err(e) => format!("the last scrape failed: {e:#}; "),
+        };
+        let why = if lg.has_exited() {
+            "the run ended before the expected figures showed"
+        } else if std::time::Instant::now() >= deadline {
+            "the expected figures never showed within 10 s"
+        } else {
+            std::thread::sleep(Duration::from_millis(25));
+            continue;
+        };
+        lg.fail(&format!("{why}; {failed}the last answer:\n{seen}"));
     }
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(testkit::prom::scrape_until(
-            addr,
-            Duration::from_secs(10),
-            ready,
-        ))
-        .unwrap_or_else(|e| panic!("the expected figures never showed: {e:#}"))
 }
 
 #[test]
@@ -50,14 +63,14 @@ fn a_running_load_is_scraped_with_the_connections_it_holds() {
         "--rate",
         "10",
         "--duration",
-        "3s",
+        "5s",
         "--metrics-listen",
         &listen,
         "--progress",
         "never",
     ]);
     let addr = listen.parse().unwrap();
-    let exposition = scrape_when(addr, |e| {
+    let (lg, exposition) = scrape_when(lg, addr, |e| {
         e.get("loadgen_connections_open", &[]) == Some(40.0)
             && e.get("loadgen_messages_sent_total", &[]).unwrap_or(0.0) > 0.0
     });
@@ -100,7 +113,7 @@ fn a_multi_process_run_serves_its_workers_merged_figures() {
     ]);
     let addr = listen.parse().unwrap();
     // Workers report every 2 s; both halves must be in the merged figures.
-    let exposition = scrape_when(addr, |e| {
+    let (lg, exposition) = scrape_when(lg, addr, |e| {
         e.get("loadgen_connections_open", &[]) == Some(40.0)
     });
     assert_eq!(

@@ -139,6 +139,22 @@ impl Loadgen {
         assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
     }
 
+    /// Whether the process has ended (it is not reaped from the test's view:
+    /// [`Loadgen::wait`] still reports how).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Fails the test with `why` and everything the run printed, killing it
+    /// first if it still runs.
+    pub fn fail(mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let status = self.child.wait();
+        let out = self.stdout.take().unwrap().join().unwrap();
+        let err = self.stderr.take().unwrap().join().unwrap();
+        panic!("{why}\n--- loadgen {status:?}\n--- stdout\n{out}\n--- stderr\n{err}");
+    }
+
     /// Waits for the exit; a run still going after `limit` is killed and
     /// fails the test, since every run must end by itself.
     pub fn wait(mut self, limit: Duration) -> Finished {
