@@ -78,7 +78,7 @@ pub fn serve(
 
 /// Serves the figures `totals` returns at each scrape: one recorder's, or
 /// the merged totals of a `--processes` run's workers. The `process_*`
-/// figures are those of the serving process.
+/// figures are those of the serving process with its workers.
 pub fn serve_totals(
     listener: std::net::TcpListener,
     target_connections: u64,
@@ -95,7 +95,7 @@ pub fn serve_totals(
     tokio::spawn(promhttp::serve(listener, stop, move || {
         let mut out = String::with_capacity(16 * 1024);
         render_totals(&totals(), target_connections, &mut out);
-        promhttp::render_process(&mut out);
+        promhttp::process::render(promhttp::process::Scope::WithChildren, &mut out);
         out
     }));
     Ok(addr)
@@ -120,12 +120,13 @@ impl Snapshot {
     }
 }
 
-/// The whole exposition: the run's figures and the `process_*` figures.
+/// The whole exposition: the run's figures and the `process_*` figures
+/// (this process's with its children's: `--processes` workers).
 /// A few milliseconds with full histograms ([`Recorder::totals`] encodes
 /// them), which is why `promhttp` renders on the blocking pool.
 pub fn render(recorder: &Recorder, target_connections: u64, out: &mut String) {
     render_totals(&recorder.totals(), target_connections, out);
-    promhttp::render_process(out);
+    promhttp::process::render(promhttp::process::Scope::WithChildren, out);
 }
 
 /// The run's figures from a snapshot (also usable for merged totals).

@@ -126,5 +126,39 @@ fn a_multi_process_run_serves_its_workers_merged_figures() {
         exposition.value("loadgen_connections_target", &[]).unwrap(),
         40.0
     );
+    // The process figures are the workers' too: the CPU time the parent
+    // and its two workers have used so far is all in the next scrape.
+    let workers = children(lg.pid());
+    assert_eq!(workers.len(), 2, "workers of {}: {workers:?}", lg.pid());
+    let used: f64 = [lg.pid()]
+        .iter()
+        .chain(&workers)
+        .map(|pid| cpu_seconds(*pid))
+        .sum();
+    let (lg, exposition) = scrape_when(lg, addr, |_| true);
+    let reported = exposition.value("process_cpu_seconds_total", &[]).unwrap();
+    assert!(
+        reported >= used,
+        "process_cpu_seconds_total {reported} < {used} used by loadgen and its workers"
+    );
     lg.wait(Duration::from_secs(30)).assert_code(0);
+}
+
+/// The child processes of `pid`, from each of its threads' `children`
+/// list (any thread may have started one).
+fn children(pid: i32) -> Vec<i32> {
+    let mut all = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path().join("children");
+        let list = std::fs::read_to_string(path).unwrap_or_default();
+        all.extend(list.split_whitespace().map(|p| p.parse::<i32>().unwrap()));
+    }
+    all
+}
+
+/// User and system CPU time `pid` has used, from /proc.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks = promhttp::process::stat_cpu_ticks(&stat).unwrap();
+    ticks as f64 / promhttp::process::clock_ticks_per_sec() as f64
 }

@@ -115,7 +115,7 @@ fn render_metrics(shared: &Shared) -> String {
         shared.info.cores,
     );
     shared.snapshot.render(&mut out);
-    promhttp::render_process(&mut out);
+    promhttp::process::render(promhttp::process::Scope::WithChildren, &mut out);
     out
 }
 
