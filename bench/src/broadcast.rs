@@ -201,7 +201,7 @@ pub async fn measure(
     let record = seconds.clone();
     // The bench stops by itself at the end of the run.
     let (_stop_tx, stop) = watch::channel(false);
-    let outcome = engine::run(&opts, plan, 0..total, stop, move |iv, _| {
+    let outcome = engine::run(&opts, plan, 0..total, None, stop, move |iv, _| {
         let server = server_cpu.percent_since_last().unwrap_or(0.0);
         if let Ok(mut s) = record.lock() {
             s.push(CpuSecond {

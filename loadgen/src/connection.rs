@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +26,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 
 use crate::chat::{self, MaskSource};
+use crate::clock::PayloadClock;
 use crate::opts::WorkloadKind;
 use crate::stats::{Closed, Latency, Recorder};
 use crate::workload::{Role, Workload};
@@ -54,11 +54,11 @@ thread_local! {
 pub struct RunContext {
     pub workload: Workload,
     pub recorder: Arc<Recorder>,
-    /// The process's clock origin: payloads carry due times relative to it.
+    /// The process's start: sending starts are counted from it.
     pub epoch: Instant,
-    /// Global indices of this process's connections: fan-out latency is
-    /// only measured between connections that share `epoch`.
-    pub local: Range<u64>,
+    /// Where payload due times count from, and whose copies can be timed:
+    /// fan-out latency is measured between connections that share it.
+    pub clock: PayloadClock,
     /// When sending stops.
     pub end: Instant,
     /// After `end`, how long to wait for copies still in flight.
@@ -75,7 +75,7 @@ impl RunContext {
         workload: Workload,
         recorder: Arc<Recorder>,
         epoch: Instant,
-        local: Range<u64>,
+        clock: PayloadClock,
         end: Instant,
         drain: Duration,
         loss_timeout: Duration,
@@ -84,7 +84,7 @@ impl RunContext {
             workload,
             recorder,
             epoch,
-            local,
+            clock,
             end,
             drain,
             loss_timeout,
@@ -205,7 +205,7 @@ impl Client {
     /// When the oldest own message not yet back is written off as lost.
     fn loss_deadline(&self) -> Option<Instant> {
         let due_ns = *self.outstanding.front()?;
-        Some(self.ctx.epoch + Duration::from_nanos(due_ns) + self.ctx.loss_timeout)
+        Some(self.ctx.clock.origin + Duration::from_nanos(due_ns) + self.ctx.loss_timeout)
     }
 
     /// Counts as lost, as it happens, every own message that has been out
@@ -386,7 +386,7 @@ impl Client {
             ctx.recorder.lost(1);
             return;
         }
-        let due_ns = due.duration_since(ctx.epoch).as_nanos() as u64;
+        let due_ns = due.saturating_duration_since(ctx.clock.origin).as_nanos() as u64;
         let payload = chat::encode_payload(due_ns, self.role.index as u32, ctx.workload.size);
         let mask = self.masks.next_mask();
         let frame = match (ctx.workload.proto(), self.role.room.as_deref()) {
@@ -550,7 +550,7 @@ fn time_probe(
     let Some((due_ns, sender)) = chat::decode_payload(payload) else {
         return;
     };
-    let sent_at = ctx.epoch + Duration::from_nanos(due_ns);
+    let sent_at = ctx.clock.origin + Duration::from_nanos(due_ns);
     let latency = now.saturating_duration_since(sent_at);
     if u64::from(sender) == role.index as u32 as u64 {
         // In order, it is the front; one already written off is not timed.
@@ -558,7 +558,7 @@ fn time_probe(
             outstanding.remove(at);
             ctx.recorder.latency(own_kind, latency);
         }
-    } else if ctx.local.contains(&u64::from(sender)) {
+    } else if ctx.clock.shared_by.contains(&u64::from(sender)) {
         ctx.recorder.latency(Latency::Fanout, latency);
     }
 }

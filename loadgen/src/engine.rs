@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::capacity;
+use crate::clock::{HostClock, PayloadClock};
 use crate::conn::{self, ConnectOptions};
 use crate::connection::{Client, RunContext};
 use crate::opts::RunOpts;
@@ -185,11 +186,14 @@ impl Plan {
 
 /// Runs connections `slice` of the plan (all of them in a single process);
 /// `on_interval` gets each second's figures; `stop` ends the run early
-/// (Ctrl-C) with everything measured so far.
+/// (Ctrl-C) with everything measured so far. `host_clock`, from the parent
+/// of a `--processes` run, lets this worker time copies sent by the
+/// others; without it only this process's own connections are timed.
 pub async fn run(
     opts: &RunOpts,
     plan: Plan,
     slice: Range<u64>,
+    host_clock: Option<&HostClock>,
     mut stop: watch::Receiver<bool>,
     mut on_interval: impl FnMut(&Interval, &Recorder),
 ) -> anyhow::Result<Outcome> {
@@ -202,11 +206,22 @@ pub async fn run(
     if let Some(listener) = plan.metrics {
         crate::prometheus::serve(listener, recorder.clone(), total, metrics_stop)?;
     }
+    let clock = match host_clock.map(|c| (c, c.to_payload_clock())) {
+        None => PayloadClock::own(epoch, slice.clone()),
+        Some((_, Some(clock))) => clock,
+        Some((c, None)) => {
+            warn!(
+                ?c,
+                "the parent's clock is not this host's: fan-out is timed within this process only"
+            );
+            PayloadClock::own(epoch, slice.clone())
+        }
+    };
     let ctx = Arc::new(RunContext::new(
         plan.workload,
         recorder.clone(),
         epoch,
-        slice.clone(),
+        clock,
         epoch + opts.duration,
         opts.drain,
         opts.loss_timeout,
@@ -573,7 +588,7 @@ mod tests {
             workload,
             Arc::new(Recorder::new()),
             Instant::now(),
-            0..1,
+            PayloadClock::own(Instant::now(), 0..1),
             Instant::now(),
             Duration::ZERO,
             Duration::ZERO,

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod capacity;
 pub mod chat;
+pub mod clock;
 pub mod conn;
 pub mod connection;
 pub mod control;

@@ -97,7 +97,10 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
             )
             .await
         } else {
-            engine::run(&opts, plan, 0..opts.connections, stop, |iv, _| progress(iv)).await
+            engine::run(&opts, plan, 0..opts.connections, None, stop, |iv, _| {
+                progress(iv)
+            })
+            .await
         }
     })?;
 
@@ -174,13 +177,20 @@ fn worker() -> anyhow::Result<()> {
         let stop = ctrl_c();
         let mut seconds: usize = 0;
         let slice = job.first..job.first + job.count;
-        engine::run(&job.opts, plan, slice, stop, |iv, recorder| {
-            emit(&WorkerLine::Interval(iv.clone()));
-            seconds += 1;
-            if job.stream_totals && seconds.is_multiple_of(multiproc::TOTALS_EVERY_SECS) {
-                emit(&WorkerLine::Totals(Box::new(recorder.totals())));
-            }
-        })
+        engine::run(
+            &job.opts,
+            plan,
+            slice,
+            job.clock.as_ref(),
+            stop,
+            |iv, recorder| {
+                emit(&WorkerLine::Interval(iv.clone()));
+                seconds += 1;
+                if job.stream_totals && seconds.is_multiple_of(multiproc::TOTALS_EVERY_SECS) {
+                    emit(&WorkerLine::Totals(Box::new(recorder.totals())));
+                }
+            },
+        )
         .await
     })?;
     emit(&WorkerLine::Done(Box::new(outcome)));

@@ -5,7 +5,8 @@
 //! they stream back on stdout: per-second intervals while running and one
 //! outcome at the end. Counters are summed and histograms merged, so the
 //! run's totals are exact; per-second latency figures across processes are
-//! not (see `merge_interval`).
+//! not (see `merge_interval`). The workers share one payload clock
+//! ([`crate::clock`]), so fan-out is timed across them.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,6 +20,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
+use crate::clock::HostClock;
 use crate::engine::{self, Outcome};
 use crate::opts::{Processes, RunOpts};
 use crate::plan;
@@ -34,6 +36,10 @@ pub struct Job {
     /// endpoint (they cost a few milliseconds to encode).
     #[serde(default)]
     pub stream_totals: bool,
+    /// The payload clock every worker of this run shares, so each times
+    /// the copies the others send (fan-out across the room).
+    #[serde(default)]
+    pub clock: Option<HostClock>,
 }
 
 /// How often a worker sends its totals when asked to.
@@ -81,6 +87,7 @@ pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
 /// share): the numbering stays global, so rooms and senders agree with
 /// every other process and agent of the run.
 pub fn jobs_for_slice(opts: &RunOpts, slice: Range<u64>, processes: u64) -> Vec<Job> {
+    let clock = HostClock::now(slice.clone());
     let sizes = plan::split((slice.end - slice.start) as usize, processes as usize);
     plan::slices(&sizes)
         .into_iter()
@@ -97,6 +104,7 @@ pub fn jobs_for_slice(opts: &RunOpts, slice: Range<u64>, processes: u64) -> Vec<
             child.metrics_listen = None;
             Job {
                 stream_totals: opts.metrics_listen.is_some(),
+                clock: clock.clone(),
                 opts: child,
                 first: part.first as u64,
                 count: part.count as u64,

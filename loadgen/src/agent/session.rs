@@ -246,7 +246,7 @@ fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>, shared: &Arc<Shared>) -
         let outcome = match p.plan {
             Some(plan) => {
                 let mut seconds = 0usize;
-                engine::run(&job.opts, plan, slice, stop_rx, |iv, recorder| {
+                engine::run(&job.opts, plan, slice, None, stop_rx, |iv, recorder| {
                     send_interval(iv);
                     // Full totals cost milliseconds: often enough for scrapes.
                     seconds += 1;
