@@ -121,7 +121,7 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
     (
         "fanout_p50_ms",
         "ms",
-        "a message reaching another member of its room held by the same agent (one clock), median",
+        "a message reaching another member of its room on the sender's host (one clock), median",
     ),
     ("fanout_p90_ms", "ms", "fan-out, 90th percentile"),
     ("fanout_p99_ms", "ms", "fan-out, 99th percentile"),

@@ -337,7 +337,12 @@ impl<'a> Runner<'a> {
             let shares = split::shares(phase.connections, &weights);
             let sources: Vec<Option<String>> =
                 self.members.iter().map(|m| m.source_ips.clone()).collect();
-            let jobs = split::jobs(&opts, &shares, &sources);
+            let boot_ids: Vec<Option<String>> = self
+                .members
+                .iter()
+                .map(|m| m.link.info.boot_id.clone())
+                .collect();
+            let jobs = split::jobs(&opts, &shares, &sources, &boot_ids);
             let mut states = vec![State::Idle; self.members.len()];
             for (i, job) in jobs.iter().enumerate() {
                 if let Some(job) = job {

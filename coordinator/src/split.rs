@@ -4,6 +4,7 @@
 //! the same as if one process ran the phase), and each agent's share of
 //! the ramp rate and the in-flight cap.
 
+use loadgen::clock::HostClock;
 use loadgen::control::PhaseJob;
 use loadgen::opts::{Processes, Progress, RunOpts};
 
@@ -81,20 +82,37 @@ pub fn phase_opts(target: &Target, urls: &[String], phase: &Phase, room_prefix: 
 
 /// One job per agent: consecutive slices sized by `shares`, with the ramp
 /// and in-flight cap scaled to each share so the phase as a whole ramps as
-/// asked. Agents with a zero share get no job (`None`).
+/// asked. Agents with a zero share get no job (`None`). Agents with the
+/// same boot id in `boot_ids` are on one host and read one clock: each is
+/// told the others' slices, so it times the copies they send too.
 pub fn jobs(
     opts: &RunOpts,
     shares: &[u64],
     source_ips: &[Option<String>],
+    boot_ids: &[Option<String>],
 ) -> Vec<Option<PhaseJob>> {
     let total = opts.connections.max(1) as f64;
+    let mut firsts = Vec::with_capacity(shares.len());
     let mut first = 0;
-    shares
-        .iter()
-        .enumerate()
-        .map(|(i, &count)| {
-            let slice_first = first;
-            first += count;
+    for &count in shares {
+        firsts.push(first);
+        first += count;
+    }
+    let slice = |i: usize| firsts[i]..firsts[i] + shares[i];
+    let host_clock = |i: usize| {
+        let boot_id = boot_ids.get(i)?.as_ref()?;
+        let shared_by = (0..shares.len())
+            .filter(|&j| shares[j] > 0 && boot_ids.get(j).and_then(Option::as_ref) == Some(boot_id))
+            .map(slice)
+            .collect();
+        Some(HostClock {
+            boot_id: boot_id.clone(),
+            shared_by,
+        })
+    };
+    (0..shares.len())
+        .map(|i| {
+            let count = shares[i];
             if count == 0 {
                 return None;
             }
@@ -105,8 +123,9 @@ pub fn jobs(
             mine.source_ips = source_ips.get(i).cloned().flatten();
             Some(PhaseJob {
                 opts: mine,
-                first: slice_first,
+                first: firsts[i],
                 count,
+                host_clock: host_clock(i),
             })
         })
         .collect()
@@ -148,6 +167,7 @@ mod tests {
             &opts,
             &shares(3000, &[1.0, 1.0, 1.0]),
             &[Some("127.0.1.1".into()), None, None],
+            &[],
         );
         let jobs: Vec<PhaseJob> = jobs.into_iter().flatten().collect();
         assert_eq!(jobs.len(), 3);
@@ -163,5 +183,36 @@ mod tests {
             .all(|j| (j.opts.ramp - 200.0).abs() < 1e-9 && j.opts.max_inflight == 30));
         assert_eq!(jobs[0].opts.source_ips.as_deref(), Some("127.0.1.1"));
         assert_eq!(jobs[1].opts.source_ips, None);
+        assert!(jobs.iter().all(|j| j.host_clock.is_none()));
+    }
+
+    /// Agents on one host (one boot id) are told each other's slices;
+    /// an agent without a share, or without a boot id, changes nothing.
+    #[test]
+    fn agents_on_one_host_share_its_clock() {
+        let mut opts = phase_opts(
+            &serde_yaml::from_str("urls: []").unwrap(),
+            &["ws://127.0.0.1:1/".to_string()],
+            &serde_yaml::from_str("{name: p, duration: 10s, connections: 400}").unwrap(),
+            "r-",
+        );
+        opts.connections = 400;
+        let host = |id: &str| Some(id.to_string());
+        let jobs = jobs(
+            &opts,
+            &[100, 100, 0, 100, 100],
+            &[],
+            &[host("a"), host("b"), host("a"), host("a"), None],
+        );
+        let clock = |i: usize| jobs[i].as_ref().unwrap().host_clock.clone();
+        let a = clock(0).unwrap();
+        assert_eq!(
+            (a.boot_id.as_str(), a.shared_by),
+            ("a", vec![0..100, 200..300])
+        );
+        assert_eq!(clock(3).unwrap().shared_by, vec![0..100, 200..300]);
+        assert_eq!(clock(1).unwrap().shared_by, vec![100..200]);
+        assert!(jobs[2].is_none());
+        assert_eq!(clock(4), None);
     }
 }

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coordinator::results::Results;
+use loadgen::stats::Latency;
 use testkit::prom::Exposition;
 
 const COORDINATOR: &str = env!("CARGO_BIN_EXE_coordinator");
@@ -102,7 +103,18 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
     assert!(results.passed && results.scenario.local);
     assert!(results.agents.len() >= 3);
     assert!(results.thresholds.len() >= 4 && results.thresholds.iter().all(|t| t.passed));
-    assert_eq!(results.phases[0].totals.connects_ok, 3000);
+    let totals = &results.phases[0].totals;
+    assert_eq!(totals.connects_ok, 3000);
+    // The three agents share this host's clock, so every copy is timed:
+    // a sender's own as a round trip, every other member's as fan-out,
+    // whichever agent holds the member.
+    let count = |kind| totals.latency(kind).map_or(0, |l| l.count);
+    assert_eq!(totals.messages_lost, 0);
+    assert!(totals.copies_received > 0);
+    assert_eq!(
+        count(Latency::RoundTrip) + count(Latency::Fanout),
+        totals.copies_received
+    );
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("<svg"));
     for log in ["server.log", "local-1.log"] {

@@ -10,7 +10,8 @@ use protocol::{ChatMessage, DecodeError, MsgType, Proto};
 pub const MIN_PAYLOAD: usize = 24;
 
 /// A probe payload of `size` bytes (at least [`MIN_PAYLOAD`]): the
-/// scheduled send time in ns since the bench's epoch and the sender id in
+/// scheduled send time in ns since the host's boot ([`crate::clock`]) and
+/// the sender id in
 /// hex, padded with dots. ASCII so that it travels unchanged in JSON as
 /// well as in bincode.
 pub fn encode_payload(scheduled_ns: u64, sender: u32, size: usize) -> Vec<u8> {

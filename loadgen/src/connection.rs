@@ -205,7 +205,7 @@ impl Client {
     /// When the oldest own message not yet back is written off as lost.
     fn loss_deadline(&self) -> Option<Instant> {
         let due_ns = *self.outstanding.front()?;
-        Some(self.ctx.clock.origin + Duration::from_nanos(due_ns) + self.ctx.loss_timeout)
+        Some(self.ctx.clock.origin() + Duration::from_nanos(due_ns) + self.ctx.loss_timeout)
     }
 
     /// Counts as lost, as it happens, every own message that has been out
@@ -386,7 +386,7 @@ impl Client {
             ctx.recorder.lost(1);
             return;
         }
-        let due_ns = due.saturating_duration_since(ctx.clock.origin).as_nanos() as u64;
+        let due_ns = due.saturating_duration_since(ctx.clock.origin()).as_nanos() as u64;
         let payload = chat::encode_payload(due_ns, self.role.index as u32, ctx.workload.size);
         let mask = self.masks.next_mask();
         let frame = match (ctx.workload.proto(), self.role.room.as_deref()) {
@@ -550,7 +550,7 @@ fn time_probe(
     let Some((due_ns, sender)) = chat::decode_payload(payload) else {
         return;
     };
-    let sent_at = ctx.clock.origin + Duration::from_nanos(due_ns);
+    let sent_at = ctx.clock.origin() + Duration::from_nanos(due_ns);
     let latency = now.saturating_duration_since(sent_at);
     if u64::from(sender) == role.index as u32 as u64 {
         // In order, it is the front; one already written off is not timed.
@@ -558,7 +558,7 @@ fn time_probe(
             outstanding.remove(at);
             ctx.recorder.latency(own_kind, latency);
         }
-    } else if ctx.clock.shared_by.contains(&u64::from(sender)) {
+    } else if ctx.clock.shares(u64::from(sender)) {
         ctx.recorder.latency(Latency::Fanout, latency);
     }
 }

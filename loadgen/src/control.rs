@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::HostClock;
 use crate::engine::Outcome;
 use crate::opts::RunOpts;
 use crate::stats::Interval;
@@ -40,6 +41,10 @@ pub struct PhaseJob {
     pub opts: RunOpts,
     pub first: u64,
     pub count: u64,
+    /// The connections of the phase held on this agent's host (by agents
+    /// whose Hello gave the same boot id), whose copies this agent can time.
+    #[serde(default)]
+    pub host_clock: Option<HostClock>,
 }
 
 /// Coordinator to agent.
@@ -73,6 +78,10 @@ pub struct AgentInfo {
     pub cores: usize,
     /// `--allow-target` as given.
     pub allow_target: Vec<String>,
+    /// The host's boot id: agents that share it read one clock, so each
+    /// can time copies the others send ([`crate::clock`]).
+    #[serde(default)]
+    pub boot_id: Option<String>,
 }
 
 /// Agent to coordinator.

@@ -186,9 +186,9 @@ impl Plan {
 
 /// Runs connections `slice` of the plan (all of them in a single process);
 /// `on_interval` gets each second's figures; `stop` ends the run early
-/// (Ctrl-C) with everything measured so far. `host_clock`, from the parent
-/// of a `--processes` run, lets this worker time copies sent by the
-/// others; without it only this process's own connections are timed.
+/// (Ctrl-C) with everything measured so far. `host_clock` names the other
+/// connections on this host (other `--processes` workers, other agents),
+/// whose copies this process can time too ([`crate::clock`]).
 pub async fn run(
     opts: &RunOpts,
     plan: Plan,
@@ -206,17 +206,10 @@ pub async fn run(
     if let Some(listener) = plan.metrics {
         crate::prometheus::serve(listener, recorder.clone(), total, metrics_stop)?;
     }
-    let clock = match host_clock.map(|c| (c, c.to_payload_clock())) {
-        None => PayloadClock::own(epoch, slice.clone()),
-        Some((_, Some(clock))) => clock,
-        Some((c, None)) => {
-            warn!(
-                ?c,
-                "the parent's clock is not this host's: fan-out is timed within this process only"
-            );
-            PayloadClock::own(epoch, slice.clone())
-        }
-    };
+    let (clock, unshared) = PayloadClock::new(slice.clone(), host_clock);
+    if let Some(why) = unshared {
+        warn!("fan-out is timed between this process's own connections only: {why}");
+    }
     let ctx = Arc::new(RunContext::new(
         plan.workload,
         recorder.clone(),

@@ -5,7 +5,7 @@
 //! they stream back on stdout: per-second intervals while running and one
 //! outcome at the end. Counters are summed and histograms merged, so the
 //! run's totals are exact; per-second latency figures across processes are
-//! not (see `merge_interval`). The workers share one payload clock
+//! not (see `merge_interval`). The workers share the host's clock
 //! ([`crate::clock`]), so fan-out is timed across them.
 
 use std::collections::BTreeMap;
@@ -36,8 +36,8 @@ pub struct Job {
     /// endpoint (they cost a few milliseconds to encode).
     #[serde(default)]
     pub stream_totals: bool,
-    /// The payload clock every worker of this run shares, so each times
-    /// the copies the others send (fan-out across the room).
+    /// The connections on this host, all workers' included, so each
+    /// worker times the copies the others send ([`crate::clock`]).
     #[serde(default)]
     pub clock: Option<HostClock>,
 }
@@ -80,14 +80,27 @@ pub fn per_process(nofile: u64) -> u64 {
 /// and the ramp rate and in-flight cap shared out so the whole run ramps as
 /// asked.
 pub fn jobs(opts: &RunOpts, processes: u64) -> Vec<Job> {
-    jobs_for_slice(opts, 0..opts.connections, processes)
+    jobs_for_slice(opts, 0..opts.connections, processes, None)
 }
 
 /// [`jobs`] for the connections numbered `slice` of the run (an agent's
 /// share): the numbering stays global, so rooms and senders agree with
-/// every other process and agent of the run.
-pub fn jobs_for_slice(opts: &RunOpts, slice: Range<u64>, processes: u64) -> Vec<Job> {
-    let clock = HostClock::now(slice.clone());
+/// every other process and agent of the run. `host` names the run's
+/// other connections on this host (other agents'), if any.
+pub fn jobs_for_slice(
+    opts: &RunOpts,
+    slice: Range<u64>,
+    processes: u64,
+    host: Option<&HostClock>,
+) -> Vec<Job> {
+    let clock = match host.map(|h| (h, h.check_here())) {
+        Some((h, Ok(()))) => Some(h.with(slice.clone())),
+        Some((_, Err(why))) => {
+            warn!("fan-out is timed between this agent's own connections only: {why}");
+            HostClock::here(vec![slice.clone()])
+        }
+        None => HostClock::here(vec![slice.clone()]),
+    };
     let sizes = plan::split((slice.end - slice.start) as usize, processes as usize);
     plan::slices(&sizes)
         .into_iter()

@@ -214,7 +214,7 @@ pub fn render_totals(t: &Totals, target_connections: u64, out: &mut String) {
     header(
         out,
         "loadgen_latency_seconds",
-        "Latency by kind: connect (TCP connect plus upgrade), round_trip (a chatter's own message back, from its scheduled send time), fanout (a message reaching another member held by this loadgen, workers included), echo (a frame echoed back).",
+        "Latency by kind: connect (TCP connect plus upgrade), round_trip (a chatter's own message back, from its scheduled send time), fanout (a message reaching another member, sent from this host), echo (a frame echoed back).",
         "histogram",
     );
     for kind in Latency::ALL {

@@ -108,6 +108,7 @@ fn job(url: &str, connections: u64, first: u64, count: u64, extra: &[&str]) -> P
         opts: *opts,
         first,
         count,
+        host_clock: None,
     }
 }
 

@@ -148,6 +148,7 @@ pub async fn serve(
             port_range,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             allow_target: allow.iter().map(|a| a.to_string()).collect(),
+            boot_id: crate::clock::boot_id(),
         },
         allow,
         threads: opts.threads,

@@ -246,18 +246,30 @@ fn start(p: Prepared, tx: mpsc::UnboundedSender<Report>, shared: &Arc<Shared>) -
         let outcome = match p.plan {
             Some(plan) => {
                 let mut seconds = 0usize;
-                engine::run(&job.opts, plan, slice, None, stop_rx, |iv, recorder| {
-                    send_interval(iv);
-                    // Full totals cost milliseconds: often enough for scrapes.
-                    seconds += 1;
-                    if seconds.is_multiple_of(multiproc::TOTALS_EVERY_SECS) {
-                        snapshot.set(recorder.totals(), count);
-                    }
-                })
+                engine::run(
+                    &job.opts,
+                    plan,
+                    slice,
+                    job.host_clock.as_ref(),
+                    stop_rx,
+                    |iv, recorder| {
+                        send_interval(iv);
+                        // Full totals cost milliseconds: often enough for scrapes.
+                        seconds += 1;
+                        if seconds.is_multiple_of(multiproc::TOTALS_EVERY_SECS) {
+                            snapshot.set(recorder.totals(), count);
+                        }
+                    },
+                )
                 .await
             }
             None => {
-                let mut jobs = multiproc::jobs_for_slice(&job.opts, slice, p.processes);
+                let mut jobs = multiproc::jobs_for_slice(
+                    &job.opts,
+                    slice,
+                    p.processes,
+                    job.host_clock.as_ref(),
+                );
                 for j in &mut jobs {
                     j.stream_totals = true;
                 }
