@@ -28,7 +28,8 @@ pub enum Latency {
     Connect,
     /// A chatter's own chat message back to it, from its scheduled send time.
     RoundTrip,
-    /// A chat message reaching another member of the room in this process.
+    /// A chat message reaching another member of the room, sent from this
+    /// host (so timed by one clock: [`crate::clock`]).
     Fanout,
     /// A frame echoed back by an echo server.
     Echo,
