@@ -130,16 +130,18 @@ fn a_multi_process_run_serves_its_workers_merged_figures() {
     // and its two workers have used so far is all in the next scrape.
     let workers = children(lg.pid());
     assert_eq!(workers.len(), 2, "workers of {}: {workers:?}", lg.pid());
-    let used: f64 = [lg.pid()]
+    let used: u64 = [lg.pid()]
         .iter()
         .chain(&workers)
-        .map(|pid| cpu_seconds(*pid))
+        .map(|pid| cpu_ticks(*pid))
         .sum();
     let (lg, exposition) = scrape_when(lg, addr, |_| true);
     let reported = exposition.value("process_cpu_seconds_total", &[]).unwrap();
+    // in clock ticks, so float rounding cannot tip the comparison
+    let ticks_per_sec = promhttp::process::clock_ticks_per_sec() as f64;
     assert!(
-        reported >= used,
-        "process_cpu_seconds_total {reported} < {used} used by loadgen and its workers"
+        (reported * ticks_per_sec).round() as u64 >= used,
+        "process_cpu_seconds_total {reported} s < {used} ticks used by loadgen and its workers"
     );
     lg.wait(Duration::from_secs(30)).assert_code(0);
 }
@@ -156,9 +158,8 @@ fn children(pid: i32) -> Vec<i32> {
     all
 }
 
-/// User and system CPU time `pid` has used, from /proc.
-fn cpu_seconds(pid: i32) -> f64 {
+/// User and system CPU time `pid` has used, in clock ticks, from /proc.
+fn cpu_ticks(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ticks = promhttp::process::stat_cpu_ticks(&stat).unwrap();
-    ticks as f64 / promhttp::process::clock_ticks_per_sec() as f64
+    promhttp::process::stat_cpu_ticks(&stat).unwrap()
 }

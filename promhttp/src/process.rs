@@ -261,22 +261,32 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let seconds = |scope: Scope| {
+        // in clock ticks, so float rounding cannot tip the comparisons
+        let ticks = |scope: Scope| {
             let mut out = String::new();
             render(scope, &mut out);
-            value(&out, "process_cpu_seconds_total ")
+            let seconds = value(&out, "process_cpu_seconds_total ");
+            (seconds * super::clock_ticks_per_sec() as f64).round() as u64
         };
-        let own_before = seconds(Scope::Process);
-        let child_seconds = child_ticks() as f64 / super::clock_ticks_per_sec() as f64;
-        let tree = seconds(Scope::WithChildren);
+        let own_before = ticks(Scope::Process);
+        let child_before = child_ticks();
+        let tree = ticks(Scope::WithChildren);
         let _ = child.kill();
         let _ = child.wait();
         assert!(
-            tree >= own_before + child_seconds,
-            "with children {tree} s < own {own_before} s + child {child_seconds} s"
+            tree >= own_before + child_before,
+            "with children {tree} ticks < own {own_before} + child {child_before}"
         );
-        // ...and the child's time stays in once it has ended and been waited for.
-        assert!(seconds(Scope::WithChildren) >= tree);
+        // ...and the child's time stays in once it has ended and been waited
+        // for: it is in our cutime + cstime (read here without the
+        // never-go-down guard).
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let after = super::Stat::parse(&stat).unwrap().usage(true).unwrap();
+        assert!(
+            after.cpu_ticks >= own_before + child_before,
+            "after the child ended: {} ticks < own {own_before} + child {child_before}",
+            after.cpu_ticks
+        );
     }
 
     fn value(out: &str, name: &str) -> f64 {
