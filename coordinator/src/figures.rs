@@ -58,12 +58,22 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
     (
         "messages_received",
         "messages",
-        "messages received, every copy counted, welcomes and join/leave notices included",
+        "data messages received: copies_received + notices_received + messages_unexpected",
     ),
     (
         "copies_received",
         "messages",
-        "of messages_received, the chat messages (or echoes): copies of what the senders sent",
+        "copies of the messages the run's senders sent (chat copies, echoes), every recipient's counted",
+    ),
+    (
+        "notices_received",
+        "messages",
+        "welcomes, join and leave notices, and anything else that is not a copy: never in a rate",
+    ),
+    (
+        "messages_unexpected",
+        "messages",
+        "received messages that were not the run's (errors from the server, others' chat); any fails the phase",
     ),
     (
         "messages_lost",
@@ -81,15 +91,25 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
         "messages_sent per second of sending (from the end of the ramp to the end of the phase)",
     ),
     (
-        "messages_received_per_sec",
-        "messages/s",
-        "messages_received per second of sending",
-    ),
-    (
         "copies_received_per_sec",
         "messages/s",
-        "copies_received per second of sending",
+        "copies_received per second of sending: the delivery rate (notices are not counted)",
     ),
+    (
+        "delivery_timed_ratio",
+        "ratio",
+        "of copies_received, the share whose latency was measured (copies from another host's senders are counted, not timed)",
+    ),
+    (
+        "delivery_p50_ms",
+        "ms",
+        "every timed copy, the sender's own and every other member's, from its scheduled send time, median: the headline latency",
+    ),
+    ("delivery_p90_ms", "ms", "delivery, 90th percentile"),
+    ("delivery_p99_ms", "ms", "delivery, 99th percentile"),
+    ("delivery_p999_ms", "ms", "delivery, 99.9th percentile"),
+    ("delivery_max_ms", "ms", "delivery, slowest"),
+    ("delivery_mean_ms", "ms", "delivery, mean"),
     ("connect_p50_ms", "ms", "TCP connect plus upgrade, median"),
     (
         "connect_p90_ms",
@@ -111,7 +131,7 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
     (
         "rtt_p50_ms",
         "ms",
-        "a chatter's own message back to it, from its scheduled send time, median",
+        "a detail of delivery: a chatter's own message back to it, from its scheduled send time, median",
     ),
     ("rtt_p90_ms", "ms", "round trip, 90th percentile"),
     ("rtt_p99_ms", "ms", "round trip, 99th percentile"),
@@ -121,7 +141,7 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
     (
         "fanout_p50_ms",
         "ms",
-        "a message reaching another member of its room on the sender's host (one clock), median",
+        "a detail of delivery: a message reaching another member of its room on the sender's host (one clock), median",
     ),
     ("fanout_p90_ms", "ms", "fan-out, 90th percentile"),
     ("fanout_p99_ms", "ms", "fan-out, 99th percentile"),
@@ -158,6 +178,7 @@ fn prefix(kind: Latency) -> &'static str {
         Latency::RoundTrip => "rtt",
         Latency::Fanout => "fanout",
         Latency::Echo => "echo",
+        Latency::Delivery => "delivery",
     }
 }
 
@@ -209,23 +230,26 @@ fn counters(t: &Totals, sending_secs: f64) -> Figures {
     put("messages_sent", t.messages_sent as f64);
     put("messages_received", t.messages_received as f64);
     put("copies_received", t.copies_received as f64);
+    put("notices_received", t.notices_received() as f64);
+    put("messages_unexpected", t.messages_unexpected as f64);
     put("messages_lost", t.messages_lost as f64);
     put(
         "messages_lost_ratio",
         ratio(t.messages_lost, t.messages_sent),
     );
+    // The one definition of each rate (loadgen's summary and the report
+    // use the same two functions).
     put(
         "messages_sent_per_sec",
-        per_sec(t.messages_sent, sending_secs),
-    );
-    put(
-        "messages_received_per_sec",
-        per_sec(t.messages_received, sending_secs),
+        t.sent_per_sec(sending_secs).unwrap_or(0.0),
     );
     put(
         "copies_received_per_sec",
-        per_sec(t.copies_received, sending_secs),
+        t.copies_per_sec(sending_secs).unwrap_or(0.0),
     );
+    if let Some(share) = t.timed_share() {
+        put("delivery_timed_ratio", share);
+    }
     for kind in Latency::ALL {
         if let Some(h) = t.latency(kind).filter(|h| h.count > 0) {
             latency(&mut f, prefix(kind), h);
@@ -252,14 +276,6 @@ fn ratio(part: u64, whole: u64) -> f64 {
         0.0
     } else {
         part as f64 / whole as f64
-    }
-}
-
-fn per_sec(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
     }
 }
 
@@ -292,12 +308,18 @@ mod tests {
     /// A phase of `scale` × some traffic, every latency kind measured.
     fn totals(scale: u64) -> Totals {
         let mut latencies = BTreeMap::new();
-        for kind in Latency::ALL {
+        for kind in Latency::RECORDED {
             latencies.insert(
                 kind.as_str().to_string(),
                 histogram((1..=1000).map(|v| v * scale)),
             );
         }
+        // as a recorder derives it: the copy kinds together
+        let mut delivery = LatencyHistogram::default();
+        for kind in Latency::COPIES {
+            delivery.merge(&latencies[kind.as_str()]);
+        }
+        latencies.insert(Latency::Delivery.as_str().to_string(), delivery);
         Totals {
             elapsed_secs: 10.0,
             connects_attempted: 1000 * scale,
@@ -339,9 +361,11 @@ mod tests {
         assert_eq!(f["churned"], 7.0);
         assert_eq!(f["messages_lost_ratio"], 0.0025);
         assert_eq!(f["messages_sent_per_sec"], 250.0);
-        assert_eq!(f["messages_received_per_sec"], 6250.0);
         assert_eq!(f["copies_received"], 40_000.0);
+        assert_eq!(f["notices_received"], 10_000.0, "not copies, not in a rate");
         assert_eq!(f["copies_received_per_sec"], 5000.0);
+        // delivery holds round trip, fan-out and echo: 3000 samples of 40,000
+        assert_eq!(f["delivery_timed_ratio"], 3000.0 / 40_000.0);
         // 1..=1000 µs: the median is 0.5 ms, the maximum 1 ms (HDR
         // rounds within 0.1 %).
         assert!((f["rtt_p50_ms"] - 0.5).abs() < 0.001, "{}", f["rtt_p50_ms"]);

@@ -28,6 +28,7 @@ struct State {
     closes_unexpected: u64,
     messages_sent: u64,
     messages_received: u64,
+    copies_received: u64,
     messages_lost: u64,
     /// Last second's merged p99 per latency kind, in seconds.
     p99_seconds: BTreeMap<String, f64>,
@@ -75,6 +76,7 @@ impl Live {
         s.closes_unexpected += iv.closes_unexpected;
         s.messages_sent += iv.messages_sent;
         s.messages_received += iv.messages_received;
+        s.copies_received += iv.copies_received;
         s.messages_lost += iv.lost;
         for (kind, l) in &iv.latencies {
             if l.count > 0 {
@@ -187,8 +189,13 @@ impl Live {
             ),
             (
                 "coordinator_messages_received_total",
-                "Messages received, all agents.",
+                "Data messages received, all agents: copies, notices and unexpected ones.",
                 s.messages_received,
+            ),
+            (
+                "coordinator_copies_received_total",
+                "Copies of the run's messages received, all agents: what message rates count.",
+                s.copies_received,
             ),
             (
                 "coordinator_messages_lost_total",

@@ -515,6 +515,9 @@ impl<'a> Runner<'a> {
         result.figures =
             figures::phase_figures(&result.totals, held_after_ramp, result.sending_secs);
         let phase = &self.setup.scenario.phases[result.index];
+        self.results
+            .failures
+            .extend(phase_problems(&result.totals, phase));
         for expr in &phase.thresholds {
             let checked = match threshold::parse(expr) {
                 Ok(t) => t.check(&result.figures, &phase.name),
@@ -564,6 +567,32 @@ impl<'a> Runner<'a> {
         self.live.finished(self.results.passed);
         std::mem::take(&mut self.results)
     }
+}
+
+/// What fails a phase whatever its thresholds, as loadgen's own verdict
+/// does: more loss than the phase's `max_loss`, and messages that were not
+/// the run's (errors from the server: it was not doing what was asked).
+fn phase_problems(t: &Totals, phase: &crate::scenario::schema::Phase) -> Vec<String> {
+    let mut problems = Vec::new();
+    if t.messages_sent > 0 && t.messages_lost as f64 > phase.max_loss * t.messages_sent as f64 {
+        problems.push(format!(
+            "phase {}: lost {} of {} messages sent ({} %), more than its max_loss {} allows",
+            phase.name,
+            int(t.messages_lost),
+            int(t.messages_sent),
+            loadgen::printer::percent(t.messages_lost as f64 * 100.0 / t.messages_sent as f64),
+            phase.max_loss
+        ));
+    }
+    if t.messages_unexpected > 0 {
+        problems.push(format!(
+            "phase {}: received {} messages that were not the run's (e.g. {}): the server did not do what the workload asked",
+            phase.name,
+            int(t.messages_unexpected),
+            t.unexpected_example.as_deref().unwrap_or("?")
+        ));
+    }
+    problems
 }
 
 /// One agent in the progress display.

@@ -74,6 +74,8 @@ pub fn phase_opts(target: &Target, urls: &[String], phase: &Phase, room_prefix: 
         json: None,
         progress: Progress::Never,
         min_held: 0.0,
+        max_loss: phase.max_loss,
+        join: target.join,
         threads: None,
         processes: Processes::Auto,
         metrics_listen: None,

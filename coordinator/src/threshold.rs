@@ -186,7 +186,16 @@ fn parse_number(expr: &str, number: &str, unit: &str) -> Result<f64, ThresholdEr
 
 /// Names near an unknown one, else every name: a typo is usually one or
 /// two letters off, and a wrong guess needs the whole list.
+/// Figures that were removed, with what replaces them and why.
+const REMOVED: &[(&str, &str)] = &[(
+    "messages_received_per_sec",
+    "; it was removed because it counted join and leave notices as traffic: use copies_received_per_sec (copies of the sent messages per second of sending)",
+)];
+
 fn unknown_hint(name: &str) -> String {
+    if let Some((_, why)) = REMOVED.iter().find(|(removed, _)| *removed == name) {
+        return why.to_string();
+    }
     let mut near: Vec<(usize, &str)> = FIGURES
         .iter()
         .map(|f| (edit_distance(name, f.0), f.0))
@@ -406,6 +415,11 @@ mod tests {
         // The loadgen key of a histogram is not a figure name.
         let msg = parse("round_trip_p99_ms < 5").unwrap_err().to_string();
         assert!(msg.contains("is not a figure"), "{msg}");
+        // A removed figure says what replaces it.
+        let msg = parse("messages_received_per_sec > 5")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("use copies_received_per_sec"), "{msg}");
     }
 
     #[test]

@@ -132,14 +132,22 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
         let lost = if t + ap.lost > PHASE_SECS { 1 } else { 0 }.min(sent);
         let back = sent - lost;
         for _ in 0..back {
+            let rtt = rng.latency_us(1.2 * slow);
             hs.get_mut(&Latency::RoundTrip)
                 .unwrap()
-                .record(rng.latency_us(1.2 * slow))
+                .record(rtt)
                 .unwrap();
+            // delivery: every timed copy, as a recorder derives it
+            hs.get_mut(&Latency::Delivery).unwrap().record(rtt).unwrap();
             for _ in 0..9 {
+                let fanout = rng.latency_us(1.4 * slow);
                 hs.get_mut(&Latency::Fanout)
                     .unwrap()
-                    .record(rng.latency_us(1.4 * slow))
+                    .record(fanout)
+                    .unwrap();
+                hs.get_mut(&Latency::Delivery)
+                    .unwrap()
+                    .record(fanout)
                     .unwrap();
             }
         }
@@ -153,6 +161,7 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
             closes_unexpected: 0,
             messages_sent: sent,
             messages_received: received,
+            copies_received: received,
             bytes_sent: sent * 64,
             bytes_received: received * 64,
             lost,
@@ -170,6 +179,7 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
         }
         totals.messages_sent += sent;
         totals.messages_received += received;
+        totals.copies_received += received;
         totals.bytes_sent += sent * 64;
         totals.bytes_received += received * 64;
         totals.messages_lost += lost;

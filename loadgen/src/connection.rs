@@ -188,6 +188,13 @@ impl Client {
             closed: None,
             stop,
         };
+        if let Some(join) = client
+            .ctx
+            .workload
+            .join_frame(&client.role, client.masks.next_mask())
+        {
+            client.out.push(join);
+        }
         client.ctx.recorder.received(0, leftover.len() as u64);
         client.feed(leftover);
         client
@@ -501,7 +508,10 @@ impl Client {
     }
 }
 
-/// Counts a data message and times it when it is one of ours.
+/// Counts a data message and times it when it is one of ours. Anything
+/// that is neither a copy of the run's messages nor a notice (a server's
+/// error, someone else's chat, a message that does not decode) is counted
+/// as unexpected: a run that gets those is not measuring what it meant to.
 fn on_data(
     ctx: &RunContext,
     role: &Role,
@@ -510,20 +520,33 @@ fn on_data(
     now: Instant,
 ) {
     ctx.recorder.received(1, 0);
-    let payload: &[u8] = match ctx.workload.kind {
+    let (payload, own_kind): (&[u8], Latency) = match ctx.workload.kind {
         WorkloadKind::Echo => match m {
-            Message::Binary(b) => b,
-            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => (b, Latency::Echo),
+            Message::Text(t) => (t.as_bytes(), Latency::Echo),
             _ => return,
         },
         WorkloadKind::ChatBinary | WorkloadKind::ChatJson => {
-            let Some(Ok(msg)) = chat::decode_message(&m) else {
-                return;
+            let msg = match chat::decode_message(&m) {
+                Some(Ok(msg)) => msg,
+                Some(Err(e)) => {
+                    ctx.recorder
+                        .unexpected(|| format!("a message that does not decode: {e}"));
+                    return;
+                }
+                None => return,
             };
-            if msg.kind() != Some(MsgType::Chat) {
-                return;
+            match msg.kind() {
+                Some(MsgType::Chat) => {}
+                Some(MsgType::System) if msg.payload.starts_with(ERROR_PREFIX) => {
+                    ctx.recorder.unexpected(|| {
+                        format!("an error from the server: {:?}", excerpt(&msg.payload))
+                    });
+                    return;
+                }
+                // welcomes, join and leave notices, pongs
+                _ => return,
             }
-            ctx.recorder.copy_received();
             return time_probe(
                 ctx,
                 role,
@@ -533,12 +556,30 @@ fn on_data(
                 Latency::RoundTrip,
             );
         }
+        // An idle connection reads whatever the server sends (a chat
+        // server's welcome, say) without judging it.
         WorkloadKind::Idle => return,
     };
-    ctx.recorder.copy_received();
-    time_probe(ctx, role, outstanding, payload, now, Latency::Echo);
+    time_probe(ctx, role, outstanding, payload, now, own_kind);
 }
 
+/// The prefix of every error message of the chat protocol (PROTOCOL.md,
+/// "Error messages").
+const ERROR_PREFIX: &[u8] = b"error: ";
+
+/// The start of a payload, as text, for a message people read.
+fn excerpt(payload: &[u8]) -> String {
+    const MAX: usize = 120;
+    let text = String::from_utf8_lossy(&payload[..payload.len().min(MAX)]).into_owned();
+    if payload.len() > MAX {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
+
+/// Times a copy of a probe; one that carries no probe of this run is
+/// counted as unexpected instead of as a copy.
 fn time_probe(
     ctx: &RunContext,
     role: &Role,
@@ -548,8 +589,15 @@ fn time_probe(
     own_kind: Latency,
 ) {
     let Some((due_ns, sender)) = chat::decode_payload(payload) else {
+        ctx.recorder.unexpected(|| {
+            format!(
+                "a message that is not one of the run's: {:?}",
+                excerpt(payload)
+            )
+        });
         return;
     };
+    ctx.recorder.copy_received();
     let sent_at = ctx.clock.origin() + Duration::from_nanos(due_ns);
     let latency = now.saturating_duration_since(sent_at);
     if u64::from(sender) == role.index as u32 as u64 {

@@ -345,6 +345,7 @@ pub fn merge_interval(into: &mut Interval, iv: &Interval) {
     into.closes_unexpected += iv.closes_unexpected;
     into.messages_sent += iv.messages_sent;
     into.messages_received += iv.messages_received;
+    into.copies_received += iv.copies_received;
     into.bytes_sent += iv.bytes_sent;
     into.bytes_received += iv.bytes_received;
     into.lost += iv.lost;

@@ -207,6 +207,21 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_MIN_HELD", default_value_t = 1.0)]
     pub min_held: f64,
 
+    /// Fail (exit 1) when more than this fraction (0 to 1) of the messages
+    /// sent are lost: by default any loss fails the run.
+    #[arg(long, env = "LOADGEN_MAX_LOSS", default_value_t = 0.0)]
+    #[serde(default)]
+    pub max_loss: f64,
+
+    /// How a chat connection joins its room: `message` sends a `join`
+    /// message right after the upgrade, as any server speaking the chat
+    /// protocol of PROTOCOL.md expects; `url` asks for the room in the
+    /// upgrade URL (`?room=&username=`), which only wslab's own server
+    /// understands (it takes both).
+    #[arg(long, env = "LOADGEN_JOIN", default_value = "message")]
+    #[serde(default)]
+    pub join: JoinMode,
+
     /// Worker threads per process, 1 to 1024 [default: one per core].
     #[arg(long, env = "LOADGEN_THREADS")]
     pub threads: Option<usize>,
@@ -319,6 +334,11 @@ fn parse_processes(s: &str) -> Result<Processes, String> {
 }
 
 impl WorkloadKind {
+    /// Whether connections join chat rooms.
+    pub fn is_chat(self) -> bool {
+        matches!(self, WorkloadKind::ChatBinary | WorkloadKind::ChatJson)
+    }
+
     /// The name on the command line (`chat-binary`).
     pub fn name(self) -> &'static str {
         match self {
@@ -328,6 +348,17 @@ impl WorkloadKind {
             WorkloadKind::Idle => "idle",
         }
     }
+}
+
+/// How a chat connection joins its room (`--join`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinMode {
+    /// A `join` message right after the upgrade.
+    #[default]
+    Message,
+    /// `?room=&username=` in the upgrade URL.
+    Url,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -566,6 +597,9 @@ impl RunOpts {
                 )
             },
         );
+        check("max-loss", within(self.max_loss, 0.0, 1.0), &|| {
+            format!("must be between 0 and 1, not {}", num(self.max_loss))
+        });
         check("min-held", within(self.min_held, 0.0, 1.0), &|| {
             format!("must be between 0 and 1, not {}", num(self.min_held))
         });

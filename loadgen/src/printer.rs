@@ -58,21 +58,34 @@ pub struct RunInfo {
 /// start-up allocations of the runtime and the first upgrades dominate.
 pub const MEMORY_FIGURE_MIN_CONNECTIONS: u64 = 1000;
 
-/// Latency kinds in display order, with the short label of the progress
-/// line and the label of the summary table.
-const LATENCY_LABELS: [(Latency, &str, &str); 4] = [
-    (Latency::RoundTrip, "rtt", "round trip"),
-    (Latency::Echo, "echo", "echo"),
-    (Latency::Fanout, "fanout", "fan-out"),
-    (Latency::Connect, "connect", "connect"),
+/// Latency kinds in display order with the label of the summary table:
+/// delivery, every timed copy, is the headline; the others are its parts
+/// (and connect).
+const LATENCY_LABELS: [(Latency, &str); 5] = [
+    (Latency::Delivery, "delivery"),
+    (Latency::RoundTrip, "round trip"),
+    (Latency::Fanout, "fan-out"),
+    (Latency::Echo, "echo"),
+    (Latency::Connect, "connect"),
 ];
 
+/// The kinds of the progress line, with their short labels.
+const PROGRESS_LATENCIES: [(Latency, &str); 2] = [
+    (Latency::Delivery, "delivery"),
+    (Latency::Connect, "connect"),
+];
+
+/// Below this share of copies timed, the summary warns that its latency
+/// describes only part of the traffic.
+pub const TIMED_SHARE_WARNING: f64 = 0.5;
+
 /// One progress line, e.g.
-/// `12s conns 95,000/100,000 +19,800/s err 3 | out 9,500/s in 950,000/s | rtt p50 1.20 ms p99 4.80 ms | cpu 150%`.
-/// Error, close and loss counts are those of the interval; latencies appear
-/// for each kind that had samples in it; the load generator's own CPU
-/// (percent of one core, all its processes) comes last, so that a
-/// saturated generator shows while it runs, not only in the summary.
+/// `12s conns 95,000/100,000 +19,800/s err 3 | sent 9,500/s copies 950,000/s | delivery p50 1.20 ms p99 4.80 ms | cpu 150%`.
+/// Error, close and loss counts are those of the interval; "copies" counts
+/// copies of the run's messages only (no notices), as every rate does;
+/// latencies appear for delivery and connect when they had samples; the
+/// load generator's own CPU (percent of one core, all its processes) comes
+/// last, so that a saturated generator shows while it runs.
 pub fn progress_line(iv: &Interval, target_connections: u64, elapsed: Duration) -> String {
     let mut line = format!(
         "{}s conns {}/{} +{}/s err {}",
@@ -87,14 +100,14 @@ pub fn progress_line(iv: &Interval, target_connections: u64, elapsed: Duration) 
     }
     let _ = write!(
         line,
-        " | out {}/s in {}/s",
+        " | sent {}/s copies {}/s",
         rate(iv.rate(iv.messages_sent)),
-        rate(iv.rate(iv.messages_received)),
+        rate(iv.rate(iv.copies_received)),
     );
     if iv.lost > 0 {
         let _ = write!(line, " lost {}", int(iv.lost));
     }
-    for (kind, short, _) in LATENCY_LABELS {
+    for (kind, short) in PROGRESS_LATENCIES {
         if let Some(l) = iv.latency(kind).filter(|l| l.count > 0) {
             let _ = write!(
                 line,
@@ -122,13 +135,7 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
     // Traffic rates are over the sending window: dividing by the whole run
     // would count the ramp and the drain, when nobody sends, as idle time.
     let sending = run.sending_secs;
-    let per_sec = |n: u64| {
-        if sending > 0.0 {
-            format!("{}/s", rate(n as f64 / sending))
-        } else {
-            "-".to_string()
-        }
-    };
+    let per_sec = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{}/s", rate(r)));
     let row = |out: &mut String, label: &str, value: String, extra: &str| {
         let _ = writeln!(out, "  {label:<LABEL$}{value:>FIGURE$}{extra}");
     };
@@ -247,20 +254,31 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
         &mut out,
         "messages sent",
         int(t.messages_sent),
-        per_sec(t.messages_sent),
+        per_sec(t.sent_per_sec(sending)),
     );
     traffic(
         &mut out,
-        "messages received",
-        int(t.messages_received),
-        per_sec(t.messages_received),
-    );
-    traffic(
-        &mut out,
-        "  of which copies",
+        "copies received",
         int(t.copies_received),
-        per_sec(t.copies_received),
+        per_sec(t.copies_per_sec(sending)),
     );
+    row(
+        &mut out,
+        "notices received",
+        int(t.notices_received()),
+        "   (welcomes, join and leave notices: not in the rates)",
+    );
+    if t.messages_unexpected > 0 {
+        row(
+            &mut out,
+            "unexpected received",
+            int(t.messages_unexpected),
+            &format!(
+                "   (not the run's messages, e.g. {})",
+                t.unexpected_example.as_deref().unwrap_or("?")
+            ),
+        );
+    }
     let byte_rate = |n: u64| {
         if sending > 0.0 {
             format!("{}/s", bytes(n as f64 / sending))
@@ -319,7 +337,7 @@ fn counts_block(out: &mut String, title: &str, counts: &std::collections::BTreeM
 fn latency_block(out: &mut String, t: &Totals) {
     let rows: Vec<(&str, &LatencyHistogram)> = LATENCY_LABELS
         .iter()
-        .filter_map(|(kind, _, label)| Some((*label, t.latency(*kind)?)))
+        .filter_map(|(kind, label)| Some((*label, t.latency(*kind)?)))
         .filter(|(_, h)| h.count > 0)
         .collect();
     if rows.is_empty() {
@@ -341,6 +359,21 @@ fn latency_block(out: &mut String, t: &Totals) {
             ms(h.p99_ms),
             ms(h.p999_ms),
             ms(h.max_ms),
+        );
+    }
+    if let Some(share) = t.timed_share() {
+        let _ = writeln!(
+            out,
+            "  delivery timed {} of {} copies received ({} %){}",
+            int(t.latency(Latency::Delivery).map_or(0, |h| h.count)),
+            int(t.copies_received),
+            percent(share * 100.0),
+            if share < TIMED_SHARE_WARNING {
+                "\n  WARNING: most copies were not timed (copies from senders on another host, or \
+                 written off as lost before they came), so the latency above describes only part of the traffic"
+            } else {
+                ""
+            }
         );
     }
 }
@@ -396,7 +429,8 @@ fn bytes(n: f64) -> String {
     }
 }
 
-fn percent(p: f64) -> String {
+/// A percentage with one decimal, more for small ones.
+pub fn percent(p: f64) -> String {
     if p >= 0.1 {
         format!("{p:.1}")
     } else {
@@ -435,15 +469,17 @@ mod tests {
         for kind in Latency::ALL {
             latencies.insert(kind.as_str().to_string(), IntervalLatency::default());
         }
-        latencies.insert(
-            Latency::RoundTrip.as_str().to_string(),
-            IntervalLatency {
-                count: 9_500,
-                p50_ms: 1.2,
-                p99_ms: 4.8,
-                max_ms: 9.0,
-            },
-        );
+        for kind in [Latency::RoundTrip, Latency::Delivery] {
+            latencies.insert(
+                kind.as_str().to_string(),
+                IntervalLatency {
+                    count: 9_500,
+                    p50_ms: 1.2,
+                    p99_ms: 4.8,
+                    max_ms: 9.0,
+                },
+            );
+        }
         Interval {
             secs: 1.0,
             at_secs: 12.3,
@@ -453,6 +489,7 @@ mod tests {
             closes_unexpected: 0,
             messages_sent: 9_500,
             messages_received: 950_000,
+            copies_received: 900_000,
             bytes_sent: 9_500 * 64,
             bytes_received: 950_000 * 64,
             lost: 0,
@@ -467,8 +504,8 @@ mod tests {
         let line = progress_line(&interval(), 100_000, Duration::from_millis(12_300));
         assert_eq!(
             line,
-            "12s conns 95,000/100,000 +19,800/s err 3 | out 9,500/s in 950,000/s \
-             | rtt p50 1.20 ms p99 4.80 ms | cpu 150%"
+            "12s conns 95,000/100,000 +19,800/s err 3 | sent 9,500/s copies 900,000/s \
+             | delivery p50 1.20 ms p99 4.80 ms | cpu 150%"
         );
     }
 
@@ -493,19 +530,20 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("| out 4,750/s in 475,000/s lost 7 |"),
+            line.contains("| sent 4,750/s copies 450,000/s lost 7 |"),
             "{line}"
         );
         assert!(
             line.ends_with(
-                "| rtt p50 1.20 ms p99 4.80 ms | connect p50 0.250 ms p99 31.0 ms | cpu 150%"
+                "| delivery p50 1.20 ms p99 4.80 ms | connect p50 0.250 ms p99 31.0 ms | cpu 150%"
             ),
             "{line}"
         );
-        assert!(!line.contains("echo") && !line.contains("fanout"), "{line}");
+        // the parts of delivery are the summary's details
+        assert!(!line.contains("rtt") && !line.contains("fanout"), "{line}");
         // an interval without time or samples prints zeros, not NaN
         let line = progress_line(&Interval::default(), 10, Duration::ZERO);
-        assert_eq!(line, "0s conns 0/10 +0/s err 0 | out 0/s in 0/s");
+        assert_eq!(line, "0s conns 0/10 +0/s err 0 | sent 0/s copies 0/s");
     }
 
     fn totals() -> Totals {
@@ -515,6 +553,12 @@ mod tests {
         }
         let mut connect = new_histogram();
         connect.record(2_500).unwrap();
+        let mut fanout = new_histogram();
+        for v in 1..=3000u64 {
+            fanout.record(v * 10).unwrap(); // 0.01 .. 30 ms
+        }
+        let mut delivery = rtt.clone();
+        delivery.add(&fanout).unwrap();
         Totals {
             elapsed_secs: 10.0,
             connects_attempted: 100_010,
@@ -528,9 +572,11 @@ mod tests {
             messages_sent: 200_000,
             bytes_sent: 200_000 * 64,
             messages_received: 2_000_000,
-            copies_received: 1_800_000,
+            copies_received: 4_000,
             bytes_received: 2_000_000 * 64,
             messages_lost: 20,
+            messages_unexpected: 0,
+            unexpected_example: None,
             closes_by_us: 0,
             churned: 0,
             closes_unexpected: BTreeMap::from([("1013".to_string(), 3)]),
@@ -542,6 +588,14 @@ mod tests {
                 (
                     Latency::Connect.as_str().to_string(),
                     crate::stats::LatencyHistogram::from_histogram(&connect),
+                ),
+                (
+                    Latency::Fanout.as_str().to_string(),
+                    crate::stats::LatencyHistogram::from_histogram(&fanout),
+                ),
+                (
+                    Latency::Delivery.as_str().to_string(),
+                    crate::stats::LatencyHistogram::from_histogram(&delivery),
                 ),
                 (
                     Latency::Echo.as_str().to_string(),
@@ -591,14 +645,17 @@ mod tests {
             "             3  1013",
             "Traffic                          total    per second   (per second of the 8.0 s of sending)",
             "  messages sent                200,000      25,000/s",
-            "  messages received          2,000,000     250,000/s",
-            "    of which copies          1,800,000     225,000/s",
+            "  copies received                4,000         500/s",
+            "  notices received           1,996,000   (welcomes, join and leave notices: not in the rates)",
             "  bytes sent                  12.2 MiB     1.5 MiB/s",
             "  bytes received             122.1 MiB    15.3 MiB/s",
             "  messages lost                     20   (0.0100 % of sent)",
             "Latency (ms)         count       p50       p90       p99     p99.9       max",
+            "  delivery           4,000      10.0      26.0      29.6      30.0      30.0",
             "  round trip         1,000      5.00      9.01      9.90      9.99      10.0",
+            "  fan-out            3,000      15.0      27.0      29.7      30.0      30.0",
             "  connect                1      2.50      2.50      2.50      2.50      2.50",
+            "  delivery timed 4,000 of 4,000 copies received (100.0 %)",
             "  - 3 connections short of the target",
         ];
         for line in expected_lines {
@@ -626,6 +683,15 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("measures itself, not the server"), "{s}");
+
+        // copies from another host's senders are counted, not timed
+        let mut t = totals();
+        t.copies_received = 10_000;
+        let s = summary(&t, &run());
+        assert!(
+            s.contains("  delivery timed 4,000 of 10,000 copies received (40.0 %)\n  WARNING: most copies were not timed"),
+            "{s}"
+        );
 
         let s = summary(&Totals::default(), &RunInfo::default());
         assert!(s.contains("Connect errors: none"), "{s}");

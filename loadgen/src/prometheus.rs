@@ -184,8 +184,20 @@ pub fn render_totals(t: &Totals, target_connections: u64, out: &mut String) {
     counter(
         out,
         "loadgen_messages_received_total",
-        "Data messages received (every copy a connection gets counts).",
+        "Data messages received: copies, notices (welcomes, join and leave) and unexpected messages together.",
         t.messages_received,
+    );
+    counter(
+        out,
+        "loadgen_copies_received_total",
+        "Copies of the run's messages received (chat copies, echoes; every member's copy counts): what message rates count.",
+        t.copies_received,
+    );
+    counter(
+        out,
+        "loadgen_messages_unexpected_total",
+        "Received messages that were not the run's (errors from the server, others' chat, undecodable): any fails the run.",
+        t.messages_unexpected,
     );
     counter(
         out,
@@ -214,7 +226,7 @@ pub fn render_totals(t: &Totals, target_connections: u64, out: &mut String) {
     header(
         out,
         "loadgen_latency_seconds",
-        "Latency by kind: connect (TCP connect plus upgrade), round_trip (a chatter's own message back, from its scheduled send time), fanout (a message reaching another member, sent from this host), echo (a frame echoed back).",
+        "Latency by kind: delivery (the headline: every timed copy, the sender's own and every other member's, from its scheduled send time), connect (TCP connect plus upgrade), round_trip (a chatter's own message back, from its scheduled send time), fanout (a message reaching another member, sent from this host), echo (a frame echoed back).",
         "histogram",
     );
     for kind in Latency::ALL {
@@ -395,6 +407,8 @@ loadgen_connects_total 3
             "loadgen_closes_unexpected_total{code=\"no close code\"} 1",
             "loadgen_messages_sent_total 4",
             "loadgen_messages_received_total 8",
+            "loadgen_copies_received_total 0",
+            "loadgen_messages_unexpected_total 0",
             "loadgen_sent_bytes_total 400",
             "loadgen_received_bytes_total 800",
             "loadgen_messages_lost_total 1",
@@ -418,8 +432,8 @@ loadgen_connects_total 3
                 assert!(l.starts_with(family.as_str()), "{l} outside {family}");
             }
         }
-        assert_eq!(families.len(), 14);
-        assert_eq!(lines_of(&text, "# HELP ").len(), 14);
+        assert_eq!(families.len(), 16);
+        assert_eq!(lines_of(&text, "# HELP ").len(), 16);
     }
 
     #[test]

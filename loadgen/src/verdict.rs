@@ -65,6 +65,31 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
             if closes.is_empty() { "none recorded".to_string() } else { closes.join(", ") }
         ));
     }
+    let t = &outcome.totals;
+    let loss_too_high =
+        t.messages_sent > 0 && t.messages_lost as f64 > opts.max_loss * t.messages_sent as f64;
+    if loss_too_high {
+        problems.push(format!(
+            "lost {} of {} messages sent ({} %), more than --max-loss {} allows: a sender's own copy did not come back within --loss-timeout ({}) of its scheduled send time, or by the end of the run (--drain {} after the last send)",
+            t.messages_lost,
+            t.messages_sent,
+            crate::printer::percent(t.messages_lost as f64 * 100.0 / t.messages_sent as f64),
+            opts.max_loss,
+            humantime::format_duration(opts.loss_timeout),
+            humantime::format_duration(opts.drain)
+        ));
+    }
+    if t.messages_unexpected > 0 {
+        problems.push(format!(
+            "received {} messages that were not the run's (e.g. {}): the server did not do what the workload asked{}",
+            t.messages_unexpected,
+            t.unexpected_example.as_deref().unwrap_or("?"),
+            match opts.workload.is_chat() && opts.join == crate::opts::JoinMode::Url {
+                true => "; --join url needs a server that reads the room from the upgrade URL, --join message works with any server that speaks the chat protocol",
+                false => "",
+            }
+        ));
+    }
     if outcome.cpu_saturated() {
         notes.push(format!(
             "the load generator was CPU-saturated in {} of the run's seconds (peak {:.0}% of {} cores): its latencies describe itself as much as the server; use more machines, or fewer connections per machine",
@@ -80,7 +105,7 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
             crate::engine::FINISH_GRACE.as_secs()
         ));
     }
-    if outcome.totals.messages_lost > 0 {
+    if outcome.totals.messages_lost > 0 && !loss_too_high {
         notes.push(format!(
             "{} messages lost: a sender's own copy did not come back within --loss-timeout ({}) of its scheduled send time, or by the end of the run (--drain {} after the last send)",
             outcome.totals.messages_lost,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use protocol::Proto;
 
 pub use crate::opts::RoomDist;
-use crate::opts::{BadValue, RunOpts, WorkloadKind};
+use crate::opts::{BadValue, JoinMode, RunOpts, WorkloadKind};
 
 /// The run-wide shape of the load.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct Workload {
     pub ping_interval: Option<Duration>,
     /// Mean connection lifetime under churn.
     pub mean_lifetime: Option<Duration>,
+    /// How chat connections join their room.
+    pub join: JoinMode,
 }
 
 /// One connection's part.
@@ -73,6 +75,7 @@ impl Workload {
             ping_interval: (!opts.ping_interval.is_zero()).then_some(opts.ping_interval),
             mean_lifetime: (opts.churn > 0.0)
                 .then(|| Duration::from_secs_f64(opts.connections.max(1) as f64 / opts.churn)),
+            join: opts.join,
         })
     }
 
@@ -183,16 +186,38 @@ impl Workload {
         Some(mean.mul_f64(-u.ln()))
     }
 
-    /// The query a chat connection adds to the target URL.
+    /// The query a chat connection adds to the target URL: its encoding,
+    /// and with `--join url` its room and name.
     pub fn query(&self, role: &Role) -> Option<String> {
         let proto = self.proto()?;
         let room = role.room.as_deref()?;
-        Some(format!(
-            "room={room}&username=u{}&proto={}",
-            role.index,
-            proto.as_str()
-        ))
+        Some(match self.join {
+            JoinMode::Url => format!(
+                "room={room}&username={}&proto={}",
+                username(role.index),
+                proto.as_str()
+            ),
+            JoinMode::Message => format!("proto={}", proto.as_str()),
+        })
     }
+
+    /// The `join` message a chat connection sends first with `--join
+    /// message`, as one masked frame.
+    pub fn join_frame(&self, role: &Role, mask: [u8; 4]) -> Option<bytes::Bytes> {
+        let proto = self.proto()?;
+        let room = role.room.as_deref()?;
+        (self.join == JoinMode::Message).then(|| {
+            let msg = protocol::ChatMessage::new(protocol::MsgType::Join)
+                .with_room(room)
+                .with_username(username(role.index));
+            crate::chat::encode_frame(proto, &msg, mask)
+        })
+    }
+}
+
+/// The name connection `index` chats under.
+fn username(index: u64) -> String {
+    format!("u{index}")
 }
 
 /// frac((index + 0.5)·(√5 − 1)/2) in [0, 1), computed in 64-bit fixed
@@ -322,16 +347,45 @@ mod tests {
 
     #[test]
     fn rooms_default_to_one_per_hundred_and_roles_say_where() {
-        let w = workload(&["-c", "250", "--room-prefix", ""]);
+        let w = workload(&["-c", "250", "--room-prefix", "", "--join", "url"]);
         assert_eq!(w.rooms, 3);
         assert_eq!(w.role(4).room.as_deref(), Some("room-1"));
         assert_eq!(
             w.query(&w.role(4)).unwrap(),
             "room=room-1&username=u4&proto=binary"
         );
+        assert_eq!(w.join_frame(&w.role(4), [0; 4]), None);
         let idle = workload(&["--workload", "idle"]);
         assert_eq!(idle.query(&idle.role(4)), None);
         assert!(!idle.role(9).sends);
+    }
+
+    #[test]
+    fn by_default_a_chat_connection_joins_with_a_join_message() {
+        let w = workload(&["-c", "250", "--room-prefix", "", "--workload", "chat-json"]);
+        assert_eq!(w.query(&w.role(4)).unwrap(), "proto=json");
+        let frame = w.join_frame(&w.role(4), [0; 4]).unwrap();
+        // an unmasked-equivalent text frame (mask 0) holding the join
+        let mut reader =
+            protocol::frame::MessageReader::new(protocol::frame::Role::Server, 1 << 16);
+        let mut bytes = frame.to_vec();
+        let mut seen = Vec::new();
+        reader
+            .feed(&mut bytes, |m| {
+                if let protocol::frame::Message::Text(t) = m {
+                    seen.push(t.to_string());
+                }
+                protocol::frame::Flow::Continue
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 1);
+        let msg = protocol::json::decode(&seen[0]).unwrap();
+        assert_eq!(msg.kind(), Some(protocol::MsgType::Join));
+        assert_eq!((&*msg.room, &*msg.username), ("room-1", "u4"));
+        assert_eq!(
+            workload(&["--workload", "echo"]).join_frame(&w.role(4), [0; 4]),
+            None
+        );
     }
 
     #[test]

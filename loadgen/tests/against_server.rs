@@ -46,8 +46,9 @@ fn senders() -> Vec<u64> {
 }
 
 /// 200 connections in 4 rooms of 50, 20 of them chatting at 5/s for 2 s:
-/// every figure that does not depend on timing must come out exact.
-fn exact_chat_counts(workload: &str, proto: Proto) {
+/// every figure that does not depend on timing must come out exact, with
+/// either way of joining (`join`: "message" or "url").
+fn exact_chat_counts(workload: &str, proto: Proto, join: &str) {
     let server = chat_server();
     let run = run_json(
         &[
@@ -73,6 +74,8 @@ fn exact_chat_counts(workload: &str, proto: Proto) {
             "t-",
             "--progress",
             "never",
+            "--join",
+            join,
         ],
         Duration::from_secs(25),
     );
@@ -115,9 +118,20 @@ fn exact_chat_counts(workload: &str, proto: Proto) {
     }
     let payload = loadgen::chat::encode_payload(0, senders[0] as u32, SIZE);
     let frame = loadgen::chat::chat_frame(proto, "t-room-1", &payload, [0; 4]).len() as u64;
+    // With `--join message` each connection sent a join message first,
+    // whose size varies with its name.
+    let joins: u64 = (0..N)
+        .filter(|_| join == "message")
+        .map(|i| {
+            let msg = protocol::ChatMessage::new(protocol::MsgType::Join)
+                .with_room(format!("t-room-{}", i % ROOMS))
+                .with_username(format!("u{i}"));
+            loadgen::chat::encode_frame(proto, &msg, [0; 4]).len() as u64
+        })
+        .sum();
     assert_eq!(
         t.u("bytes_sent"),
-        sent * frame + N * 8,
+        sent * frame + N * 8 + joins,
         "{frame}-byte frames: {why}"
     );
 
@@ -186,12 +200,17 @@ fn exact_chat_counts(workload: &str, proto: Proto) {
 
 #[test]
 fn chat_binary_counts_are_exact() {
-    exact_chat_counts("chat-binary", Proto::Binary);
+    exact_chat_counts("chat-binary", Proto::Binary, "message");
 }
 
 #[test]
 fn chat_json_counts_are_exact() {
-    exact_chat_counts("chat-json", Proto::Json);
+    exact_chat_counts("chat-json", Proto::Json, "message");
+}
+
+#[test]
+fn chat_counts_are_exact_when_joining_through_the_url() {
+    exact_chat_counts("chat-binary", Proto::Binary, "url");
 }
 
 /// Rooms of zipf sizes: 200 connections over 8 rooms with shares 1/k^1.2

@@ -122,10 +122,12 @@ fn dropped_frames_are_counted_as_lost() {
             "300ms",
             "--progress",
             "never",
+            "--max-loss",
+            "0.6",
         ],
         LIMIT,
     );
-    // Losses are measured, not a failure to run: the note says so.
+    // Losses within --max-loss are measured, not a failure: the note says so.
     run.assert_code(0);
     let t = run.totals();
     let why = run.describe();
@@ -234,12 +236,19 @@ fn a_server_that_never_answers_costs_a_bounded_list_of_awaited_messages() {
         ],
         LIMIT,
     );
-    run.assert_code(0);
+    // Losing everything fails the run, with the reason.
+    run.assert_code(1);
     let t = run.totals();
     let why = run.describe();
     let sent = t.u("messages_sent");
     assert!(sent > CAP + 10_000, "sent {sent}: {why}");
     assert_eq!(t.u("messages_lost"), sent, "{why}");
+    assert!(
+        run.stdout.contains(&format!(
+            "lost {sent} of {sent} messages sent (100.0 %), more than --max-loss 0 allows"
+        )),
+        "{why}"
+    );
     // All but the last CAP were written off while the run went on, long
     // before their 60 s were up; the last CAP at the end.
     let intervals = run.json.as_ref().unwrap()["intervals"]
@@ -252,5 +261,57 @@ fn a_server_that_never_answers_costs_a_bounded_list_of_awaited_messages() {
     assert!(
         early >= sent - CAP - 1_000,
         "{early} of {sent} early: {why}"
+    );
+}
+
+/// A chat server that does not take the room from the URL answers every
+/// chat with an error (as a uWebSockets.js chat server expecting a join
+/// message did): the run fails, names the error, and suggests `--join`.
+#[test]
+fn errors_from_the_server_fail_the_run_and_are_named() {
+    let error = br#"{"type":"system","id":0,"user_id":1,"username":"","room":"","payload":"error: not in room \"room-0\"","timestamp":0}"#;
+    let mut frame = vec![0x81, 126];
+    frame.extend_from_slice(&(error.len() as u16).to_be_bytes());
+    frame.extend_from_slice(error);
+    let server = RawServer::start(Behaviour::SendAfter(Duration::from_millis(300), frame));
+    let run = run_json(
+        &[
+            "run",
+            &server.url(),
+            "--workload",
+            "chat-json",
+            "-c",
+            "4",
+            "--chatters",
+            "0",
+            "--duration",
+            "1s",
+            "--drain",
+            "100ms",
+            "--progress",
+            "never",
+            "--join",
+            "url",
+        ],
+        LIMIT,
+    );
+    run.assert_code(1);
+    let t = run.totals();
+    let why = run.describe();
+    assert_eq!(
+        t.u("messages_unexpected"),
+        4,
+        "one error per connection: {why}"
+    );
+    assert_eq!(t.u("copies_received"), 0, "{why}");
+    assert!(
+        run.stdout.contains(
+            "received 4 messages that were not the run's (e.g. an error from the server: \"error: not in room \\\"room-0\\\"\")"
+        ),
+        "{why}"
+    );
+    assert!(
+        run.stdout.contains("--join message works with any server"),
+        "{why}"
     );
 }

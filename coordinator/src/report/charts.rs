@@ -25,6 +25,7 @@ fn color(kind: Latency) -> &'static str {
         Latency::RoundTrip => BLUE,
         Latency::Fanout => GREEN,
         Latency::Echo => "#cc79a7",
+        Latency::Delivery => "#000000",
     }
 }
 
@@ -35,6 +36,7 @@ pub fn kind_name(kind: Latency) -> &'static str {
         Latency::RoundTrip => "round trip",
         Latency::Fanout => "fan-out",
         Latency::Echo => "echo",
+        Latency::Delivery => "delivery",
     }
 }
 

@@ -54,11 +54,6 @@ pub fn rate(per_sec: f64) -> String {
     }
 }
 
-/// `n` per second over `secs`, or `None` for an empty span.
-pub fn per_sec(n: u64, secs: f64) -> Option<f64> {
-    (secs.is_finite() && secs > 0.0).then(|| n as f64 / secs)
-}
-
 /// A share of a whole in percent, `None` for an empty whole.
 pub fn percent_of(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
@@ -198,8 +193,6 @@ mod tests {
                 assert!(s == NONE || s == "0", "{v}: {s}");
             }
         }
-        assert_eq!(per_sec(10, 0.0), None);
-        assert_eq!(per_sec(10, f64::NAN), None);
         assert_eq!(percent_of(1, 0), None);
     }
 

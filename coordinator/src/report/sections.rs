@@ -236,12 +236,32 @@ fn stat(out: &mut String, key: &str, value: String, sub: String) {
 fn key_figures(p: &PhaseResult) -> String {
     let t = &p.totals;
     let held_after_ramp: u64 = p.agents.iter().map(|a| a.held_after_ramp).sum();
-    let secs = t.elapsed_secs;
-    let per_sec = |n: u64| {
-        format::per_sec(n, secs)
-            .map_or_else(|| NONE.to_string(), |r| format!("{}/s", format::rate(r)))
-    };
+    // The rates of the summary, results.json and thresholds: over the
+    // seconds of sending, copies only.
+    let per_sec =
+        |r: Option<f64>| r.map_or_else(|| NONE.to_string(), |r| format!("{}/s", format::rate(r)));
     let mut out = String::from("<div class=\"stats\">");
+    if let Some(d) = t.latency(Latency::Delivery).filter(|h| h.count > 0) {
+        let timed = match t.timed_share() {
+            Some(share) if share < loadgen::printer::TIMED_SHARE_WARNING => format!(
+                "p50 {} ms; <span class=\"warn\">only {} of copies timed</span>",
+                esc(&format::ms(d.p50_ms)),
+                esc(&format::percent(share * 100.0))
+            ),
+            Some(share) => format!(
+                "p50 {} ms; {} of copies timed",
+                esc(&format::ms(d.p50_ms)),
+                esc(&format::percent(share * 100.0))
+            ),
+            None => format!("p50 {} ms", esc(&format::ms(d.p50_ms))),
+        };
+        stat(
+            &mut out,
+            "delivery p99",
+            format!("{} ms", format::ms(d.p99_ms)),
+            timed,
+        );
+    }
     let short = p.connections.saturating_sub(t.open_connections);
     let held_sub = if short > 0 && p.connections > 0 {
         format!(
@@ -275,13 +295,17 @@ fn key_figures(p: &PhaseResult) -> String {
         &mut out,
         "messages sent",
         int(t.messages_sent),
-        esc(&per_sec(t.messages_sent)),
+        esc(&per_sec(t.sent_per_sec(p.sending_secs))),
     );
     stat(
         &mut out,
-        "messages received",
-        int(t.messages_received),
-        esc(&per_sec(t.messages_received)),
+        "copies received",
+        int(t.copies_received),
+        format!(
+            "{}; {} notices apart",
+            esc(&per_sec(t.copies_per_sec(p.sending_secs))),
+            int(t.notices_received())
+        ),
     );
     let lost_sub = match format::percent_of(t.messages_lost, t.messages_sent) {
         Some(pc) if t.messages_lost > 0 => {
@@ -319,8 +343,18 @@ fn counts_line(title: &str, counts: &BTreeMap<String, u64>) -> String {
     )
 }
 
+/// Latency kinds in the report's order: the headline first, its parts,
+/// then connect.
+const LATENCY_ORDER: [Latency; 5] = [
+    Latency::Delivery,
+    Latency::RoundTrip,
+    Latency::Fanout,
+    Latency::Echo,
+    Latency::Connect,
+];
+
 fn latency_table(t: &Totals) -> String {
-    let rows: Vec<Row> = Latency::ALL
+    let rows: Vec<Row> = LATENCY_ORDER
         .into_iter()
         .filter_map(|k| t.latency(k).map(|h| (k, h)))
         .filter(|(_, h)| h.count > 0)
@@ -368,12 +402,10 @@ fn agent_label(agents: &[AgentResult], index: usize) -> String {
     }
 }
 
-/// The agent's round trip p99, or echo's on an echo workload.
-fn rtt_p99(t: &Totals) -> Option<f64> {
-    [Latency::RoundTrip, Latency::Echo]
-        .into_iter()
-        .filter_map(|k| t.latency(k))
-        .find(|h| h.count > 0)
+/// The agent's delivery p99.
+fn delivery_p99(t: &Totals) -> Option<f64> {
+    t.latency(Latency::Delivery)
+        .filter(|h| h.count > 0)
         .map(|h| h.p99_ms)
 }
 
@@ -422,9 +454,9 @@ fn agents_table(r: &Results, p: &PhaseResult) -> String {
                     from_totals(|t| t.connects_ok),
                     from_totals(Totals::connect_errors_total),
                     from_totals(|t| t.messages_sent),
-                    from_totals(|t| t.messages_received),
+                    from_totals(|t| t.copies_received),
                     from_totals(|t| t.messages_lost),
-                    t.and_then(rtt_p99)
+                    t.and_then(delivery_p99)
                         .map_or(NONE.to_string(), |v| esc(&format::ms(v))),
                     cpu_cell(a),
                     failure,
@@ -443,9 +475,9 @@ fn agents_table(r: &Results, p: &PhaseResult) -> String {
             num("connects ok"),
             num("connect errors"),
             num("sent"),
-            num("received"),
+            num("copies received"),
             num("lost"),
-            num("rtt p99 (ms)"),
+            num("delivery p99 (ms)"),
             text("CPU max"),
             text("failure"),
         ],

@@ -47,6 +47,11 @@ pub struct Target {
     pub headers: Vec<String>,
     #[serde(default)]
     pub subprotocols: Vec<String>,
+    /// How chat connections join their room: `message` (a `join` message
+    /// after the upgrade, any server of the chat protocol) or `url`
+    /// (`?room=` in the upgrade URL, wslab's server only).
+    #[serde(default)]
+    pub join: loadgen::opts::JoinMode,
 }
 
 fn default_workload() -> loadgen::opts::WorkloadKind {
@@ -164,6 +169,10 @@ pub struct Phase {
         with = "humantime_serde_compat"
     )]
     pub loss_timeout: Duration,
+    /// The phase fails when more than this share (0 to 1) of the messages
+    /// sent are lost; any loss by default.
+    #[serde(default)]
+    pub max_loss: f64,
     /// Checked against this phase alone.
     #[serde(default)]
     pub thresholds: Vec<String>,

@@ -380,7 +380,7 @@ fn thresholds(found: &mut Found, key: &str, list: &[String], phase: Option<&[Pha
         } else if measured_by_chat && !chat {
             Some(never(format!(
                 "never measured by the {} workload (chat workloads measure rtt_* and fanout_*, \
-                 echo measures echo_*)",
+                 echo measures echo_*, both delivery_*)",
                 workload.name()
             )))
         } else if m.starts_with("echo_") && workload != WorkloadKind::Echo {
@@ -388,7 +388,13 @@ fn thresholds(found: &mut Found, key: &str, list: &[String], phase: Option<&[Pha
                 "measured by the echo workload only, and this is {}",
                 workload.name()
             )))
-        } else if (measured_by_chat || m.starts_with("echo_")) && nobody_sends {
+        } else if m.starts_with("delivery_") && workload == WorkloadKind::Idle {
+            Some(never(
+                "never measured by the idle workload (nobody sends)".into(),
+            ))
+        } else if (measured_by_chat || m.starts_with("echo_") || m.starts_with("delivery_"))
+            && nobody_sends
+        {
             Some(never(
                 "never measured when chatters is 0 (nobody sends)".into(),
             ))

@@ -16,7 +16,7 @@ pub use histogram::{
     SIGNIFICANT_DIGITS,
 };
 pub use recorder::Recorder;
-pub use totals::{Interval, IntervalLatency, Totals};
+pub use totals::{per_second, Interval, IntervalLatency, Totals};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,15 +33,34 @@ pub enum Latency {
     Fanout,
     /// A frame echoed back by an echo server.
     Echo,
+    /// Every timed copy of a message, whoever received it: the sender's
+    /// own (round trip, echo) and every other member's (fan-out), from its
+    /// scheduled send time. The headline latency: a server that hurries
+    /// the sender's own copy and keeps the room waiting cannot look fast
+    /// on it. Never recorded directly; it is the sum of the copy kinds'
+    /// histograms ([`Latency::COPIES`]), so it merges exactly like them.
+    Delivery,
 }
 
 impl Latency {
-    pub const ALL: [Latency; 4] = [
+    pub const ALL: [Latency; 5] = [
+        Latency::Connect,
+        Latency::RoundTrip,
+        Latency::Fanout,
+        Latency::Echo,
+        Latency::Delivery,
+    ];
+
+    /// The kinds a connection records; [`Latency::Delivery`] is derived.
+    pub const RECORDED: [Latency; 4] = [
         Latency::Connect,
         Latency::RoundTrip,
         Latency::Fanout,
         Latency::Echo,
     ];
+
+    /// The kinds that time a copy of a sent message: together, delivery.
+    pub const COPIES: [Latency; 3] = [Latency::RoundTrip, Latency::Fanout, Latency::Echo];
 
     /// The key in [`Totals::latencies`] and [`Interval::latencies`], and the
     /// label in JSON and Prometheus.
@@ -51,6 +70,7 @@ impl Latency {
             Latency::RoundTrip => "round_trip",
             Latency::Fanout => "fanout",
             Latency::Echo => "echo",
+            Latency::Delivery => "delivery",
         }
     }
 
@@ -59,13 +79,15 @@ impl Latency {
         Latency::ALL.into_iter().find(|k| k.as_str() == key)
     }
 
-    /// Position in [`Latency::ALL`], for per-kind arrays.
-    fn index(self) -> usize {
+    /// Position in [`Latency::RECORDED`], for the recorder's per-kind
+    /// arrays; `None` for the derived delivery kind.
+    fn recorded_index(self) -> Option<usize> {
         match self {
-            Latency::Connect => 0,
-            Latency::RoundTrip => 1,
-            Latency::Fanout => 2,
-            Latency::Echo => 3,
+            Latency::Connect => Some(0),
+            Latency::RoundTrip => Some(1),
+            Latency::Fanout => Some(2),
+            Latency::Echo => Some(3),
+            Latency::Delivery => None,
         }
     }
 }
@@ -105,8 +127,11 @@ mod tests {
 
     #[test]
     fn latency_keys_round_trip_and_index_all() {
-        for (i, k) in Latency::ALL.into_iter().enumerate() {
-            assert_eq!(k.index(), i);
+        for (i, k) in Latency::RECORDED.into_iter().enumerate() {
+            assert_eq!(k.recorded_index(), Some(i));
+        }
+        assert_eq!(Latency::Delivery.recorded_index(), None);
+        for k in Latency::ALL {
             assert_eq!(Latency::from_key(k.as_str()), Some(k));
         }
         assert_eq!(Latency::RoundTrip.as_str(), "round_trip");

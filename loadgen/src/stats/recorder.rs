@@ -24,7 +24,7 @@ use super::{Closed, Latency, NO_CLOSE_CODE};
 /// cost only address space (their histograms are never touched).
 const SHARDS: usize = 16;
 
-const KINDS: usize = Latency::ALL.len();
+const KINDS: usize = Latency::RECORDED.len();
 
 /// Locks, ignoring poisoning: a panic elsewhere must not stop measuring, and
 /// the data under these locks is consistent after any completed call.
@@ -64,6 +64,7 @@ struct Shard {
     copies_received: AtomicU64,
     bytes_received: AtomicU64,
     messages_lost: AtomicU64,
+    messages_unexpected: AtomicU64,
 }
 
 impl Shard {
@@ -76,6 +77,7 @@ impl Shard {
             copies_received: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             messages_lost: AtomicU64::new(0),
+            messages_unexpected: AtomicU64::new(0),
         }
     }
 }
@@ -93,6 +95,7 @@ struct Counters {
     copies_received: u64,
     bytes_received: u64,
     messages_lost: u64,
+    messages_unexpected: u64,
 }
 
 /// Reader-side state. Holding this lock is what makes `interval` and
@@ -105,6 +108,8 @@ struct Base {
     spare: Histogram<u64>,
     /// The interval being assembled (reused to avoid allocating).
     scratch: [Histogram<u64>; KINDS],
+    /// The interval's delivery latencies: the copy kinds' scratch summed.
+    delivery_scratch: Histogram<u64>,
     last_at: Instant,
     last: Counters,
 }
@@ -127,6 +132,9 @@ pub struct Recorder {
     connect_errors: Mutex<HashMap<String, u64>>,
     closes_by_code: Mutex<HashMap<Option<u16>, u64>>,
     closes_by_error: Mutex<HashMap<String, u64>>,
+    /// The first message received that was not ours, for the reason a run
+    /// fails with (cold: taken only when one arrives).
+    unexpected_example: Mutex<Option<String>>,
     base: Mutex<Base>,
 }
 
@@ -161,10 +169,12 @@ impl Recorder {
             connect_errors: Mutex::new(HashMap::new()),
             closes_by_code: Mutex::new(HashMap::new()),
             closes_by_error: Mutex::new(HashMap::new()),
+            unexpected_example: Mutex::new(None),
             base: Mutex::new(Base {
                 drained: std::array::from_fn(|_| new_histogram()),
                 spare: new_histogram(),
                 scratch: std::array::from_fn(|_| new_histogram()),
+                delivery_scratch: new_histogram(),
                 last_at: now,
                 last: Counters::default(),
             }),
@@ -176,9 +186,14 @@ impl Recorder {
     }
 
     /// Records one latency at microsecond resolution, clamped to 1 h.
+    /// [`Latency::Delivery`] is derived from the copy kinds, so recording
+    /// it directly does nothing.
     pub fn latency(&self, kind: Latency, d: Duration) {
+        let Some(k) = kind.recorded_index() else {
+            return;
+        };
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        lock(&self.shard().latencies[kind.index()]).saturating_record(micros.min(HIGHEST_MICROS));
+        lock(&self.shard().latencies[k]).saturating_record(micros.min(HIGHEST_MICROS));
     }
 
     /// A connect attempt started.
@@ -250,6 +265,18 @@ impl Recorder {
         self.shard().messages_lost.fetch_add(messages, Relaxed);
     }
 
+    /// A data message that is neither a copy of the run's messages nor a
+    /// notice: an error from the server, someone else's chat, something
+    /// that does not decode. `what` describes it; the first is kept as the
+    /// example a failed run names.
+    pub fn unexpected(&self, what: impl FnOnce() -> String) {
+        self.shard().messages_unexpected.fetch_add(1, Relaxed);
+        let mut example = lock(&self.unexpected_example);
+        if example.is_none() {
+            *example = Some(what());
+        }
+    }
+
     pub fn open_connections(&self) -> u64 {
         self.open.load(Relaxed).max(0).unsigned_abs()
     }
@@ -273,6 +300,7 @@ impl Recorder {
             c.copies_received += s.copies_received.load(Relaxed);
             c.bytes_received += s.bytes_received.load(Relaxed);
             c.messages_lost += s.messages_lost.load(Relaxed);
+            c.messages_unexpected += s.messages_unexpected.load(Relaxed);
         }
         c
     }
@@ -284,8 +312,7 @@ impl Recorder {
         let base = &mut *base;
         let now = Instant::now();
         let mut latencies = BTreeMap::new();
-        for kind in Latency::ALL {
-            let k = kind.index();
+        for (k, kind) in Latency::RECORDED.into_iter().enumerate() {
             base.scratch[k].reset();
             for shard in self.shards.iter() {
                 {
@@ -304,6 +331,16 @@ impl Recorder {
                 interval_latency(&base.scratch[k]),
             );
         }
+        base.delivery_scratch.reset();
+        for kind in Latency::COPIES {
+            if let Some(k) = kind.recorded_index() {
+                add_same_config(&mut base.delivery_scratch, &base.scratch[k]);
+            }
+        }
+        latencies.insert(
+            Latency::Delivery.as_str().to_string(),
+            interval_latency(&base.delivery_scratch),
+        );
         let c = self.counters();
         let last = std::mem::replace(&mut base.last, c);
         let secs = now.duration_since(base.last_at).as_secs_f64();
@@ -317,6 +354,7 @@ impl Recorder {
             closes_unexpected: c.closes_unexpected.saturating_sub(last.closes_unexpected),
             messages_sent: c.messages_sent.saturating_sub(last.messages_sent),
             messages_received: c.messages_received.saturating_sub(last.messages_received),
+            copies_received: c.copies_received.saturating_sub(last.copies_received),
             bytes_sent: c.bytes_sent.saturating_sub(last.bytes_sent),
             bytes_received: c.bytes_received.saturating_sub(last.bytes_received),
             lost: c.messages_lost.saturating_sub(last.messages_lost),
@@ -336,7 +374,14 @@ impl Recorder {
 
     /// Must be called with the base lock held (`base` is its guard).
     fn total_with(&self, base: &Base, kind: Latency) -> Histogram<u64> {
-        let k = kind.index();
+        let Some(k) = kind.recorded_index() else {
+            // delivery: the copy kinds together
+            let mut h = new_histogram();
+            for copy in Latency::COPIES {
+                add_same_config(&mut h, &self.total_with(base, copy));
+            }
+            return h;
+        };
         let mut h = base.drained[k].clone();
         for shard in self.shards.iter() {
             let pending = lock(&shard.latencies[k]);
@@ -388,6 +433,8 @@ impl Recorder {
             copies_received: c.copies_received,
             bytes_received: c.bytes_received,
             messages_lost: c.messages_lost,
+            messages_unexpected: c.messages_unexpected,
+            unexpected_example: lock(&self.unexpected_example).clone(),
             closes_by_us: self.closes_by_us.load(Relaxed),
             churned: self.churned.load(Relaxed),
             closes_unexpected,
@@ -571,7 +618,7 @@ mod tests {
         assert_eq!((t.messages_received, t.bytes_received), (7, 700));
         assert_eq!(t.messages_lost, 1);
         // every kind is present, empty ones too
-        assert_eq!(t.latencies.len(), 4);
+        assert_eq!(t.latencies.len(), 5);
         assert!(t.latencies.values().all(|h| h.count == 0));
         // a stray extra disconnect cannot make the gauge wrap
         r.disconnected(Closed::ByUs);
@@ -598,7 +645,7 @@ mod tests {
         assert_eq!(rt.p99_ms, 2.0);
         assert_eq!(rt.max_ms, 2.0);
         assert_eq!(first.latency(Latency::Echo).unwrap().count, 0);
-        assert_eq!(first.latencies.len(), 4);
+        assert_eq!(first.latencies.len(), 5);
         assert_eq!((first.messages_sent, first.bytes_sent), (2, 20));
         assert_eq!((first.connects_attempted, first.connects_ok), (1, 1));
         assert_eq!((first.connect_errors, first.open_connections), (1, 1));
@@ -639,6 +686,41 @@ mod tests {
             .unwrap();
         assert_eq!(h.len(), 3);
         assert_eq!(h.max(), 2_000);
+    }
+
+    #[test]
+    fn delivery_is_every_timed_copy_and_unexpected_messages_keep_an_example() {
+        let r = Recorder::new();
+        r.latency(Latency::RoundTrip, micros(1_000));
+        // exact below 2048 µs
+        r.latency(Latency::Fanout, micros(1_500));
+        r.latency(Latency::Fanout, micros(1_900));
+        r.latency(Latency::Echo, micros(7));
+        r.latency(Latency::Connect, micros(900_000));
+        // derived, never recorded directly
+        r.latency(Latency::Delivery, micros(5));
+        let iv = r.interval();
+        let d = iv.latency(Latency::Delivery).unwrap();
+        assert_eq!(d.count, 4, "round trip + fan-out + echo, connect not");
+        assert_eq!(d.max_ms, 1.9);
+        r.latency(Latency::Fanout, micros(2_000));
+        let t = r.totals();
+        let d = t.latency(Latency::Delivery).unwrap();
+        assert_eq!(d.count, 5);
+        assert_eq!(d.min_ms, 0.007);
+        assert_eq!(d.max_ms, 2.0);
+        assert_eq!(r.total_histogram(Latency::Delivery).len(), 5);
+
+        r.unexpected(|| "first".to_string());
+        r.unexpected(|| unreachable!("only the first is described"));
+        r.copy_received();
+        r.received(4, 0);
+        let t = r.totals();
+        assert_eq!(t.messages_unexpected, 2);
+        assert_eq!(t.unexpected_example.as_deref(), Some("first"));
+        assert_eq!((t.copies_received, t.notices_received()), (1, 3));
+        assert_eq!(t.timed_share(), Some(1.0), "at most 1");
+        assert_eq!(r.interval().copies_received, 1);
     }
 
     #[test]

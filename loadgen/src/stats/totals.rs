@@ -36,6 +36,14 @@ pub struct Totals {
     pub bytes_received: u64,
     /// A chatter's own message never came back within the timeout.
     pub messages_lost: u64,
+    /// Data messages that were neither copies of the run's messages nor
+    /// notices: errors from the server, other clients' chat, garbage. A
+    /// run that gets any was not measuring what it meant to.
+    #[serde(default)]
+    pub messages_unexpected: u64,
+    /// The first of them, described, so a failed run can show one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unexpected_example: Option<String>,
     /// Connections we closed ourselves at the end of the run.
     #[serde(default)]
     pub closes_by_us: u64,
@@ -66,6 +74,10 @@ impl Totals {
         self.copies_received += other.copies_received;
         self.bytes_received += other.bytes_received;
         self.messages_lost += other.messages_lost;
+        self.messages_unexpected += other.messages_unexpected;
+        if self.unexpected_example.is_none() {
+            self.unexpected_example = other.unexpected_example.clone();
+        }
         self.closes_by_us += other.closes_by_us;
         self.churned += other.churned;
         add_counts(&mut self.closes_unexpected, &other.closes_unexpected);
@@ -99,6 +111,40 @@ impl Totals {
     pub fn closes_unexpected_total(&self) -> u64 {
         self.closes_unexpected.values().sum()
     }
+
+    /// Messages sent per second of sending. Every rate of a run, in the
+    /// summary, results.json, the report and thresholds alike, is one of
+    /// these two, over the same window: the seconds senders sent (from the
+    /// end of the ramp to the end of the run), never the ramp or the drain.
+    /// `None` when nobody sent.
+    pub fn sent_per_sec(&self, sending_secs: f64) -> Option<f64> {
+        per_second(self.messages_sent, sending_secs)
+    }
+
+    /// Copies of the run's messages received per second of sending (see
+    /// [`Totals::sent_per_sec`]); notices are not copies.
+    pub fn copies_per_sec(&self, sending_secs: f64) -> Option<f64> {
+        per_second(self.copies_received, sending_secs)
+    }
+
+    /// Received messages that were not copies of the run's messages:
+    /// welcomes, join and leave notices, errors.
+    pub fn notices_received(&self) -> u64 {
+        self.messages_received.saturating_sub(self.copies_received)
+    }
+
+    /// Of the copies received, the share whose latency was measured
+    /// (delivery samples / copies): copies from another host's senders
+    /// are counted but cannot be timed. `None` when no copy arrived.
+    pub fn timed_share(&self) -> Option<f64> {
+        let timed = self.latency(Latency::Delivery).map_or(0, |h| h.count);
+        (self.copies_received > 0).then(|| (timed as f64 / self.copies_received as f64).min(1.0))
+    }
+}
+
+/// `n` per second of `secs`; `None` without a positive, finite window.
+pub fn per_second(n: u64, secs: f64) -> Option<f64> {
+    (secs.is_finite() && secs > 0.0).then(|| n as f64 / secs)
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
@@ -132,7 +178,12 @@ pub struct Interval {
     /// Unexpected closes, all codes together.
     pub closes_unexpected: u64,
     pub messages_sent: u64,
+    /// Every data message received, notices included.
     pub messages_received: u64,
+    /// Of `messages_received`, the copies of the run's messages (chat
+    /// copies, echoes): what message rates count.
+    #[serde(default)]
+    pub copies_received: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub lost: u64,
@@ -183,6 +234,8 @@ mod tests {
             copies_received: 900 * seed,
             bytes_received: 64000 * seed,
             messages_lost: seed,
+            messages_unexpected: seed,
+            unexpected_example: Some(format!("example {seed}")),
             closes_by_us: seed,
             churned: seed,
             closes_unexpected: BTreeMap::from([(format!("{}", 1000 + seed), 1)]),
@@ -214,6 +267,12 @@ mod tests {
             (300, 19200, 3000, 192000)
         );
         assert_eq!((a.messages_lost, a.closes_by_us, a.churned), (3, 3, 3));
+        assert_eq!(a.messages_unexpected, 3);
+        assert_eq!(
+            a.unexpected_example.as_deref(),
+            Some("example 1"),
+            "the first kept"
+        );
         assert_eq!(
             a.closes_unexpected,
             BTreeMap::from([("1001".to_string(), 1), ("1002".to_string(), 1)])
@@ -231,6 +290,17 @@ mod tests {
         let mut u = t.clone();
         u.merge(&Totals::default());
         assert_eq!(u, t);
+    }
+
+    #[test]
+    fn rates_are_over_the_sending_window_and_count_copies_only() {
+        let t = totals(2); // 200 sent, 1800 copies of 2000 received
+        assert_eq!(t.sent_per_sec(4.0), Some(50.0));
+        assert_eq!(t.copies_per_sec(4.0), Some(450.0));
+        assert_eq!(t.notices_received(), 200);
+        assert_eq!(t.copies_per_sec(0.0), None, "nobody sent");
+        assert_eq!(per_second(10, f64::NAN), None);
+        assert_eq!(per_second(10, f64::INFINITY), None);
     }
 
     #[test]
