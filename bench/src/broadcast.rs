@@ -227,7 +227,7 @@ pub async fn measure(
         outcome.ramp_secs,
         outcome.sending_secs,
         (bench_cpu_percent, server_cpu_percent),
-        outcome.cpu_saturated(),
+        outcome.saturation.loadgen(),
         (server_rss_start, server_rss_end),
     ))
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
+use loadgen::saturation::Saturation;
 use loadgen::stats::{Interval, Totals};
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,10 @@ pub struct PhaseResult {
     /// per-second latency figures are the approximation documented in
     /// `loadgen::multiproc::merge_interval`, the totals are exact).
     pub intervals: Vec<Interval>,
+    /// Whether any agent or the busiest agent host ran out of CPU in the
+    /// seconds that carried measurements.
+    #[serde(default)]
+    pub saturation: Saturation,
     pub agents: Vec<AgentPhase>,
 }
 
@@ -106,14 +111,12 @@ pub struct AgentPhase {
     pub figures: Figures,
     pub intervals: Vec<Interval>,
     pub held_after_ramp: u64,
-    /// The agent's busiest second, percent of one core (its processes
-    /// summed); near 100 × threads the agent itself was the bottleneck.
-    pub cpu_percent_max: f64,
     /// Cores the agent could use.
     pub threads: usize,
-    /// Seconds in which the agent was CPU-saturated.
+    /// The agent's own judgement of its seconds: its busiest second, and
+    /// whether it or its host was saturated.
     #[serde(default)]
-    pub cpu_saturated_secs: u64,
+    pub saturation: Saturation,
     #[serde(default)]
     pub ramp_secs: f64,
     #[serde(default)]
@@ -138,6 +141,10 @@ pub struct ThresholdResult {
     /// A sentence for people: "rtt_p99_ms was 73.2, 23.2 (46%) over the
     /// limit of 50".
     pub detail: String,
+    /// For a failed threshold whose scope had saturated seconds: that the
+    /// failure may be the load generator's machine's, not the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 impl Results {

@@ -18,6 +18,7 @@ use loadgen::control::{self, Order, PhaseJob, Report};
 use loadgen::engine::Outcome;
 use loadgen::multiproc::IntervalMerger;
 use loadgen::printer::int;
+use loadgen::saturation::Saturation;
 use loadgen::stats::{Interval, Totals};
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
@@ -26,7 +27,7 @@ use crate::client::{AgentLink, Event};
 use crate::figures;
 use crate::live::Live;
 use crate::progress::Progress;
-use crate::results::{AgentPhase, AgentResult, PhaseResult, Results, ScenarioInfo};
+use crate::results::{AgentPhase, AgentResult, PhaseResult, Results, ScenarioInfo, ThresholdResult};
 use crate::scenario::schema::{OnAgentFailure, Scenario};
 use crate::split;
 use crate::threshold;
@@ -497,9 +498,8 @@ impl<'a> Runner<'a> {
                 }
                 part.figures = figures::phase_figures(&o.totals, o.held_after_ramp, o.sending_secs);
                 part.held_after_ramp = o.held_after_ramp;
-                part.cpu_percent_max = o.cpu_percent_max;
                 part.threads = o.threads;
-                part.cpu_saturated_secs = o.cpu_saturated_secs;
+                part.saturation = o.saturation.clone();
                 part.ramp_secs = o.ramp_secs;
                 part.sending_secs = o.sending_secs;
                 part.processes = o.processes;
@@ -512,6 +512,12 @@ impl<'a> Runner<'a> {
             result.agents.push(part);
         }
         result.totals = Totals::merged(&parts);
+        let series: Vec<(&[Interval], usize)> = result
+            .agents
+            .iter()
+            .map(|a| (a.intervals.as_slice(), a.threads))
+            .collect();
+        result.saturation = Saturation::judge_parts(&result.intervals, &series);
         result.figures =
             figures::phase_figures(&result.totals, held_after_ramp, result.sending_secs);
         let phase = &self.setup.scenario.phases[result.index];
@@ -519,10 +525,11 @@ impl<'a> Runner<'a> {
             .failures
             .extend(phase_problems(&result.totals, phase));
         for expr in &phase.thresholds {
-            let checked = match threshold::parse(expr) {
+            let mut checked = match threshold::parse(expr) {
                 Ok(t) => t.check(&result.figures, &phase.name),
                 Err(e) => threshold::unparsable(expr, &phase.name, &e.to_string()),
             };
+            checked.caveat = caveat(&checked, [&result.saturation]);
             self.live.threshold(&checked);
             self.results.thresholds.push(checked);
         }
@@ -545,10 +552,11 @@ impl<'a> Runner<'a> {
             self.failed.iter().filter(|f| f.is_some()).count() as f64,
         );
         for expr in &self.setup.scenario.thresholds {
-            let checked = match threshold::parse(expr) {
+            let mut checked = match threshold::parse(expr) {
                 Ok(t) => t.check(&run, "run"),
                 Err(e) => threshold::unparsable(expr, "run", &e.to_string()),
             };
+            checked.caveat = caveat(&checked, self.results.phases.iter().map(|p| &p.saturation));
             self.live.threshold(&checked);
             self.results.thresholds.push(checked);
         }
@@ -567,6 +575,19 @@ impl<'a> Runner<'a> {
         self.live.finished(self.results.passed);
         std::mem::take(&mut self.results)
     }
+}
+
+/// For a failed threshold, that the load generator or its host was
+/// saturated in its scope: the failure may be theirs, not the server's.
+fn caveat<'a>(
+    checked: &ThresholdResult,
+    scope: impl IntoIterator<Item = &'a Saturation>,
+) -> Option<String> {
+    if checked.passed {
+        return None;
+    }
+    let saturated: Vec<String> = scope.into_iter().filter_map(Saturation::describe).collect();
+    (!saturated.is_empty()).then(|| format!("but {}", saturated.join("; ")))
 }
 
 /// What fails a phase whatever its thresholds, as loadgen's own verdict

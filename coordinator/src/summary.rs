@@ -26,13 +26,18 @@ pub fn render(results: &Results) -> String {
             let held = a.totals.as_ref().map_or(0, |t| t.open_connections);
             let _ = write!(
                 out,
-                "  {name:<16} slice {}..{}  held {}/{}  cpu max {:.0}%",
+                "  {name:<16} slice {}..{}  held {}/{}  cpu max {:.0} % of one core ({} cores = {} %)",
                 a.first,
                 a.first + a.count,
                 printer::int(held),
                 printer::int(a.count),
-                a.cpu_percent_max
+                a.saturation.loadgen_cpu_max,
+                a.threads.max(1),
+                a.threads.max(1) * 100,
             );
+            if a.saturation.loadgen() {
+                out.push_str("  SATURATED");
+            }
             if let Some(f) = &a.failure {
                 let _ = write!(out, "  FAILED: {f}");
             }
@@ -44,6 +49,9 @@ pub fn render(results: &Results) -> String {
         for t in &results.thresholds {
             let mark = if t.passed { "✓" } else { "✗" };
             let _ = writeln!(out, "  {mark} [{}] {}  ({})", t.scope, t.expr, t.detail);
+            if let Some(caveat) = &t.caveat {
+                let _ = writeln!(out, "      {caveat}");
+            }
         }
     }
     if !results.failures.is_empty() {
@@ -69,19 +77,12 @@ pub fn render(results: &Results) -> String {
 }
 
 fn run_info(results: &Results, phase: &PhaseResult) -> RunInfo {
-    let busiest = phase
-        .agents
-        .iter()
-        .max_by(|a, b| a.cpu_percent_max.total_cmp(&b.cpu_percent_max));
     RunInfo {
         target_connections: phase.connections,
         duration_secs: phase.duration_secs,
         workload: results.scenario.workload.clone(),
-        cpu_percent_max: busiest.map_or(0.0, |a| a.cpu_percent_max),
-        cpu_saturated: busiest
-            .is_some_and(|a| a.cpu_percent_max >= loadgen::engine::saturation_mark(a.threads)),
-        cpu_saturated_secs: busiest.map_or(0, |a| a.cpu_saturated_secs),
-        cores: busiest.map_or(0, |a| a.threads),
+        // the merged seconds: the live line's total, not one agent's peak
+        saturation: phase.saturation.clone(),
         notes: Vec::new(),
         held_after_ramp: phase.agents.iter().map(|a| a.held_after_ramp).sum(),
         processes: phase.agents.iter().map(|a| a.processes).sum(),

@@ -275,6 +275,7 @@ impl Threshold {
             value,
             passed,
             detail,
+            caveat: None,
         }
     }
 

@@ -15,6 +15,7 @@ use coordinator::results::{
 };
 use hdrhistogram::Histogram;
 use loadgen::multiproc::merge_interval;
+use loadgen::saturation::Saturation;
 use loadgen::stats::{new_histogram, Interval, IntervalLatency, Latency, LatencyHistogram, Totals};
 
 const HOSTILE_NAME: &str = "smoke <script>alert(1)</script>";
@@ -166,6 +167,8 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
             bytes_received: received * 64,
             lost,
             cpu_percent: ap.cpu_percent_max,
+            host_cpu_percent: 60.0,
+            steal_percent: 0.0,
             open_connections: open,
             latencies: hs
                 .iter()
@@ -201,9 +204,8 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
         count: plan.per_agent,
         figures: figures_of(&totals),
         totals: Some(totals),
-        intervals,
         held_after_ramp,
-        cpu_percent_max: ap.cpu_percent_max,
+        saturation: Saturation::judge(&intervals, 2),
         threads: 2,
         processes: 1,
         failure: None,
@@ -228,7 +230,7 @@ fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> Ph
         .map(|(i, ap)| agent_phase(rng, plan, i, ap))
         .collect();
     let totals = Totals::merged(parts.iter().filter_map(|a| a.totals.as_ref()));
-    let intervals = (0..PHASE_SECS as usize)
+    let intervals: Vec<Interval> = (0..PHASE_SECS as usize)
         .map(|i| {
             let mut merged = Interval::default();
             for a in &parts {
@@ -237,6 +239,11 @@ fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> Ph
             merged
         })
         .collect();
+    let series: Vec<(&[Interval], usize)> = parts
+        .iter()
+        .map(|a| (a.intervals.as_slice(), a.threads))
+        .collect();
+    let saturation = Saturation::judge_parts(&intervals, &series);
     PhaseResult {
         index,
         name: plan.name.to_string(),
@@ -247,6 +254,7 @@ fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> Ph
         figures: figures_of(&totals),
         totals,
         intervals,
+        saturation,
         agents: parts,
         ramp_secs: 3.0,
         sending_secs: PHASE_SECS as f64 - 3.0,
@@ -310,6 +318,7 @@ fn fixture() -> Results {
             value,
             passed,
             detail: detail.to_string(),
+            caveat: None,
         }
     };
     let agent = |name: &str, addr: &str| AgentResult {
@@ -473,7 +482,7 @@ fn fixture_report_has_every_chart_table_and_escaped_text() {
     assert!(!peak.contains("<td class=\"text\">echo</td>"));
     // only agent c in the peak was saturated (186 % of 2 threads)
     assert_eq!(
-        html.matches("saturated: its latencies describe itself")
+        html.matches(": its latencies describe itself")
             .count(),
         1
     );
@@ -535,7 +544,7 @@ fn idle_empty_and_broken_phases_say_no_samples() {
     idle.intervals[5].open_connections = u64::MAX;
     idle.totals.elapsed_secs = f64::INFINITY;
     idle.duration_secs = f64::NAN;
-    idle.agents[0].cpu_percent_max = f64::NAN;
+    idle.agents[0].saturation.loadgen_cpu_max = f64::NAN;
     idle.agents[0].threads = 0;
     idle.figures.insert("weird".into(), f64::NEG_INFINITY);
     r.thresholds[0].value = Some(f64::NAN);

@@ -19,7 +19,8 @@ use crate::clock::{HostClock, PayloadClock};
 use crate::conn::{self, ConnectOptions};
 use crate::connection::{Client, RunContext};
 use crate::opts::RunOpts;
-use crate::proc_stats::{CpuMeter, Memory};
+use crate::proc_stats::{CpuMeter, HostCpuMeter, Memory};
+use crate::saturation::Saturation;
 use crate::source_ips;
 use crate::stats::{Closed, Interval, Latency, Recorder, Totals};
 use crate::target::{self, Target};
@@ -27,9 +28,6 @@ use crate::transport::{self, TlsSetup};
 use crate::workload::Workload;
 use rustls::pki_types::ServerName;
 
-/// Above this share of one core per worker thread, the generator is the
-/// bottleneck and its latencies describe itself.
-const SATURATED_CPU_PERCENT: f64 = 90.0;
 /// Between the end of the ramp and the first send.
 const JOIN_SETTLE: Duration = Duration::from_millis(50);
 /// How long closing may take after the drain before tasks are dropped.
@@ -44,14 +42,13 @@ pub struct Outcome {
     pub intervals: Vec<Interval>,
     /// Connections open when the ramp had finished.
     pub held_after_ramp: u64,
-    /// The busiest second's CPU, in percent of one core (all processes).
-    pub cpu_percent_max: f64,
     /// Cores the load generator could use: its runtime threads (all
     /// processes), at most the machine's cores.
     pub threads: usize,
-    /// Seconds in which the CPU was at the saturation mark or above.
+    /// Whether the load generator or its host ran out of CPU in the seconds
+    /// that carried measurements, and its busiest seconds.
     #[serde(default)]
-    pub cpu_saturated_secs: u64,
+    pub saturation: Saturation,
     /// How long the ramp took (from the start until every attempt had
     /// resolved), in seconds.
     #[serde(default)]
@@ -78,33 +75,10 @@ pub struct Outcome {
     pub failures: Vec<String>,
 }
 
-impl Outcome {
-    pub fn cpu_saturated(&self) -> bool {
-        self.cpu_percent_max >= saturation_mark(self.threads)
-    }
-}
-
-/// The CPU use, in percent of one core, at which `threads` usable cores
-/// count as saturated.
-pub fn saturation_mark(threads: usize) -> f64 {
-    SATURATED_CPU_PERCENT * threads.max(1) as f64
-}
-
 /// The cores `threads` runtime threads can really use on this machine.
 pub fn usable_cores(threads: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     threads.clamp(1, cores)
-}
-
-/// The busiest second and the number of saturated seconds of a series.
-pub fn cpu_figures(intervals: &[Interval], threads: usize) -> (f64, u64) {
-    let mark = saturation_mark(threads);
-    let max = intervals
-        .iter()
-        .map(|iv| iv.cpu_percent)
-        .fold(0.0, f64::max);
-    let saturated = intervals.iter().filter(|iv| iv.cpu_percent >= mark).count() as u64;
-    (max, saturated)
 }
 
 /// The resolved plan: where each connection goes and from where.
@@ -298,6 +272,7 @@ pub async fn run(
     // Progress, CPU sampling and the end of the run.
     let mut intervals = Vec::new();
     let mut cpu = CpuMeter::of_self();
+    let mut host = HostCpuMeter::start();
     let mut held_after_ramp = None;
     let mut ramp_secs = 0.0;
     let mut sending_from: Option<Instant> = None;
@@ -315,6 +290,7 @@ pub async fn run(
             _ = tick.tick() => {
                 let mut iv = recorder.interval();
                 iv.cpu_percent = cpu.percent_since_last().unwrap_or(0.0);
+                (iv.host_cpu_percent, iv.steal_percent) = host.percent_since_last().unwrap_or_default();
                 on_interval(&iv, &recorder);
                 intervals.push(iv);
             }
@@ -351,10 +327,11 @@ pub async fn run(
     }
     let mut last = recorder.interval();
     last.cpu_percent = cpu.percent_since_last().unwrap_or(0.0);
+    (last.host_cpu_percent, last.steal_percent) = host.percent_since_last().unwrap_or_default();
     on_interval(&last, &recorder);
     intervals.push(last);
     let threads = usable_cores(tokio::runtime::Handle::current().metrics().num_workers());
-    let (cpu_percent_max, cpu_saturated_secs) = cpu_figures(&intervals, threads);
+    let saturation = Saturation::judge(&intervals, threads);
     let sending_secs = sending_from.map_or(0.0, |from| {
         let until = stopped_at.map_or(ctx.end, |s| s.min(ctx.end));
         until.saturating_duration_since(from).as_secs_f64()
@@ -370,9 +347,8 @@ pub async fn run(
         totals,
         intervals,
         held_after_ramp: held_after_ramp.unwrap_or(0),
-        cpu_percent_max,
         threads,
-        cpu_saturated_secs,
+        saturation,
         ramp_secs,
         sending_secs,
         not_attempted: total.saturating_sub(spawned.load(Ordering::Relaxed)),
@@ -558,15 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn cpu_is_judged_second_by_second_against_usable_cores() {
-        let second = |cpu: f64| Interval {
-            cpu_percent: cpu,
-            ..Interval::default()
-        };
-        let series = [second(50.0), second(185.0), second(190.0), second(120.0)];
-        assert_eq!(cpu_figures(&series, 2), (190.0, 2));
-        assert_eq!(cpu_figures(&series, 4), (190.0, 0));
-        assert_eq!(cpu_figures(&[], 2), (0.0, 0));
+    fn usable_cores_are_at_most_the_machines() {
         assert_eq!(usable_cores(0), 1);
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(usable_cores(cores * 6), cores);

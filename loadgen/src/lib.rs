@@ -23,6 +23,7 @@ pub mod printer;
 pub mod proc_stats;
 pub mod prometheus;
 pub mod report;
+pub mod saturation;
 pub mod source_ips;
 pub mod stats;
 pub mod target;

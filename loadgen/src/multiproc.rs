@@ -247,13 +247,12 @@ pub async fn run(
     // The workers share the machine: their summed CPU, second by second,
     // against the machine's cores says whether the generator was the limit.
     let threads = engine::usable_cores(outcomes.iter().map(|o| o.threads).sum());
-    let (cpu_percent_max, cpu_saturated_secs) = engine::cpu_figures(&intervals, threads);
+    let saturation = crate::saturation::Saturation::judge(&intervals, threads);
     let longest = |f: fn(&Outcome) -> f64| outcomes.iter().map(f).fold(0.0, f64::max);
     Ok(Outcome {
         held_after_ramp: outcomes.iter().map(|o| o.held_after_ramp).sum(),
-        cpu_percent_max,
         threads,
-        cpu_saturated_secs,
+        saturation,
         ramp_secs: longest(|o| o.ramp_secs),
         sending_secs: longest(|o| o.sending_secs),
         not_attempted: outcomes.iter().map(|o| o.not_attempted).sum(),
@@ -350,6 +349,9 @@ pub fn merge_interval(into: &mut Interval, iv: &Interval) {
     into.bytes_received += iv.bytes_received;
     into.lost += iv.lost;
     into.cpu_percent += iv.cpu_percent;
+    // the same host's figure (workers) or the busiest host (agents)
+    into.host_cpu_percent = into.host_cpu_percent.max(iv.host_cpu_percent);
+    into.steal_percent = into.steal_percent.max(iv.steal_percent);
     into.open_connections += iv.open_connections;
     for (kind, l) in &iv.latencies {
         let m = into.latencies.entry(kind.clone()).or_default();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::saturation::Saturation;
 use crate::stats::{Interval, Latency, LatencyHistogram, Totals};
 
 /// What the run was asked to do and how the load generator itself fared;
@@ -15,11 +16,11 @@ pub struct RunInfo {
     /// The planned duration of the run.
     pub duration_secs: f64,
     pub workload: String,
-    /// The highest CPU use seen, in percent of one core.
-    pub cpu_percent_max: f64,
-    /// The load generator ran out of CPU at some point, so its figures
-    /// partly measure itself.
-    pub cpu_saturated: bool,
+    /// Whether the load generator or its host ran out of CPU in the seconds
+    /// that carried measurements, so that its figures partly measure
+    /// itself; with the busiest seconds' CPU and the cores.
+    #[serde(default)]
+    pub saturation: Saturation,
     /// Anything the reader should know (why the run fell short, settings).
     pub notes: Vec<String>,
     /// Connections open once every attempt of the ramp had resolved.
@@ -46,12 +47,6 @@ pub struct RunInfo {
     /// this, not of the whole run with its ramp and drain.
     #[serde(default)]
     pub sending_secs: f64,
-    /// Seconds in which the load generator was CPU-saturated.
-    #[serde(default)]
-    pub cpu_saturated_secs: u64,
-    /// Cores the load generator could use (all processes).
-    #[serde(default)]
-    pub cores: usize,
 }
 
 /// Runs smaller than this say nothing about memory per connection: the
@@ -140,16 +135,25 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
         let _ = writeln!(out, "  {label:<LABEL$}{value:>FIGURE$}{extra}");
     };
 
-    let _ =
-        writeln!(
+    let sat = &run.saturation;
+    let _ = writeln!(
         out,
-        "loadgen summary: workload {}, planned {:.1} s, measured {:.1} s, CPU max {:.0} % of {} {}",
-        run.workload,
-        run.duration_secs,
-        secs,
-        run.cpu_percent_max,
-        run.cores.max(1),
-        if run.cores.max(1) == 1 { "core" } else { "cores" },
+        "loadgen summary: workload {}, planned {:.1} s, measured {:.1} s",
+        run.workload, run.duration_secs, secs,
+    );
+    let _ = writeln!(
+        out,
+        "  CPU in the measured seconds: loadgen max {:.0} % of one core ({} {} = {} %), host max {:.0} % of all its cores{}",
+        sat.loadgen_cpu_max,
+        sat.cores.max(1),
+        if sat.cores.max(1) == 1 { "core" } else { "cores" },
+        sat.cores.max(1) * 100,
+        sat.host_cpu_max,
+        if sat.steal_max > 0.0 {
+            format!(", steal max {:.0} %", sat.steal_max)
+        } else {
+            String::new()
+        }
     );
     if !run.targets.is_empty() {
         let _ = writeln!(
@@ -170,15 +174,29 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
             },
         );
     }
-    if run.cpu_saturated {
+    if sat.any() {
         out.push('\n');
         let _ = writeln!(
             out,
-            "WARNING: the load generator was CPU-saturated in {} of the run's seconds (max {:.0} % of {} cores).",
-            run.cpu_saturated_secs.max(1),
-            run.cpu_percent_max,
-            run.cores.max(1),
+            "WARNING: saturated in {} of the {} measured seconds ({:.0} % of the timed messages):",
+            seconds_union(sat),
+            sat.judged_secs,
+            sat.timed_share * 100.0,
         );
+        if sat.loadgen() {
+            let _ = writeln!(
+                out,
+                "  the load generator itself in second {}",
+                crate::saturation::seconds(&sat.loadgen_secs)
+            );
+        }
+        if !sat.host_secs.is_empty() {
+            let _ = writeln!(
+                out,
+                "  its host (everything on the machine, the server under test too) in second {}",
+                crate::saturation::seconds(&sat.host_secs)
+            );
+        }
         out.push_str(
             "  A saturated load generator measures itself, not the server: rates are\n  \
              capped by loadgen and latencies include its own queueing. Spread the load\n  \
@@ -317,6 +335,14 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
         }
     }
     out
+}
+
+/// How many judged seconds were saturated either way.
+fn seconds_union(s: &Saturation) -> usize {
+    let mut all: Vec<u64> = s.loadgen_secs.iter().chain(&s.host_secs).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all.len()
 }
 
 fn counts_block(out: &mut String, title: &str, counts: &std::collections::BTreeMap<String, u64>) {
@@ -494,6 +520,8 @@ mod tests {
             bytes_received: 950_000 * 64,
             lost: 0,
             cpu_percent: 150.0,
+            host_cpu_percent: 80.0,
+            steal_percent: 0.0,
             open_connections: 95_000,
             latencies,
         }
@@ -610,8 +638,13 @@ mod tests {
             target_connections: 100_000,
             duration_secs: 10.0,
             workload: "chat-binary".to_string(),
-            cpu_percent_max: 87.0,
-            cpu_saturated: false,
+            saturation: Saturation {
+                cores: 2,
+                judged_secs: 9,
+                loadgen_cpu_max: 87.0,
+                host_cpu_max: 71.0,
+                ..Saturation::default()
+            },
             notes: vec!["3 connections short of the target".to_string()],
             held_after_ramp: 99_998,
             rss_per_connection_bytes: Some(1234.4),
@@ -620,8 +653,6 @@ mod tests {
             source_addresses: 8,
             ramp_secs: 5.0,
             sending_secs: 8.0,
-            cpu_saturated_secs: 0,
-            cores: 2,
         }
     }
 
@@ -629,7 +660,8 @@ mod tests {
     fn summary_has_every_figure_aligned() {
         let s = summary(&totals(), &run());
         let expected_lines = [
-            "loadgen summary: workload chat-binary, planned 10.0 s, measured 10.0 s, CPU max 87 % of 2 cores",
+            "loadgen summary: workload chat-binary, planned 10.0 s, measured 10.0 s",
+            "  CPU in the measured seconds: loadgen max 87 % of one core (2 cores = 200 %), host max 71 % of all its cores",
             "  100,000 → ws://127.0.0.1:8080/, from 8 source addresses, 1 process",
             "  target                       100,000",
             "  held at end                   99,997   (3 short of target)",
@@ -674,14 +706,18 @@ mod tests {
     #[test]
     fn summary_warns_when_cpu_saturated_and_handles_an_empty_run() {
         let mut r = run();
-        r.cpu_saturated = true;
-        r.cpu_percent_max = 199.0;
-        r.cpu_saturated_secs = 3;
+        r.saturation.loadgen_cpu_max = 199.0;
+        r.saturation.loadgen_secs = vec![3, 4, 5];
+        r.saturation.host_secs = vec![5, 6];
+        r.saturation.timed_share = 0.42;
         let s = summary(&totals(), &r);
-        assert!(
-            s.contains("WARNING: the load generator was CPU-saturated in 3 of the run's seconds (max 199 % of 2 cores)."),
-            "{s}"
-        );
+        for line in [
+            "WARNING: saturated in 4 of the 9 measured seconds (42 % of the timed messages):",
+            "  the load generator itself in second 3-5",
+            "  its host (everything on the machine, the server under test too) in second 5-6",
+        ] {
+            assert!(s.lines().any(|l| l == line), "no {line:?} in {s}");
+        }
         assert!(s.contains("measures itself, not the server"), "{s}");
 
         // copies from another host's senders are counted, not timed

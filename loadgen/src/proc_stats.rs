@@ -135,6 +135,87 @@ impl CpuMeter {
     }
 }
 
+/// The whole machine's CPU time from /proc/stat's `cpu` line, in ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostTicks {
+    /// Every state: user, nice, system, idle, iowait, irq, softirq, steal.
+    pub total: u64,
+    /// Busy: all but idle and iowait (steal included: the host lost it).
+    pub busy: u64,
+    pub steal: u64,
+}
+
+/// Parses the first (`cpu `) line of /proc/stat.
+pub fn parse_host_ticks(text: &str) -> io::Result<HostTicks> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| bad("no cpu line in /proc/stat".to_string()))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse::<u64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad(format!("malformed cpu line in /proc/stat: {line:?}")))?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = fields[..] else {
+        return Err(bad(format!("short cpu line in /proc/stat: {line:?}")));
+    };
+    let busy = user + nice + system + irq + softirq + steal;
+    Ok(HostTicks {
+        total: busy + idle + iowait,
+        busy,
+        steal,
+    })
+}
+
+/// Successive readings of the whole machine's CPU: what else runs beside
+/// the load generator (the server under test, on a one-machine lab)
+/// saturates it just as surely.
+#[derive(Debug)]
+pub struct HostCpuMeter {
+    last: Option<HostTicks>,
+}
+
+impl Default for HostCpuMeter {
+    fn default() -> Self {
+        HostCpuMeter::start()
+    }
+}
+
+impl HostCpuMeter {
+    pub fn start() -> HostCpuMeter {
+        HostCpuMeter {
+            last: Self::read(),
+        }
+    }
+
+    fn read() -> Option<HostTicks> {
+        parse_host_ticks(&fs::read_to_string("/proc/stat").ok()?).ok()
+    }
+
+    /// (busy, stolen) since the previous call, each in percent of all the
+    /// machine's cores; `None` when /proc/stat could not be read or no
+    /// tick passed.
+    pub fn percent_since_last(&mut self) -> Option<(f64, f64)> {
+        let now = Self::read();
+        let out = match (self.last, now) {
+            (Some(a), Some(b)) => host_percent(a, b),
+            _ => None,
+        };
+        self.last = now;
+        out
+    }
+}
+
+/// Busy and stolen between two readings, in percent of all cores.
+pub fn host_percent(before: HostTicks, after: HostTicks) -> Option<(f64, f64)> {
+    let total = after.total.checked_sub(before.total).filter(|&t| t > 0)? as f64;
+    let busy = after.busy.saturating_sub(before.busy) as f64;
+    let steal = after.steal.saturating_sub(before.steal) as f64;
+    Some(((busy / total * 100.0).min(100.0), (steal / total * 100.0).min(100.0)))
+}
+
 pub fn cpu_percent(ticks: u64, ticks_per_sec: u64, wall: Duration) -> f64 {
     if wall.is_zero() || ticks_per_sec == 0 {
         return 0.0;
@@ -155,6 +236,28 @@ pub fn open_file_limit() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_cpu_is_busy_and_stolen_over_all_states() {
+        let a = parse_host_ticks("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n").unwrap();
+        assert_eq!(a, HostTicks { total: 1000, busy: 150, steal: 0 });
+        let b = parse_host_ticks("cpu  400 0 150 850 50 10 30 10 0 0\n").unwrap();
+        // 450 more busy of 500 more in all, 10 of them stolen
+        let (busy, steal) = host_percent(a, b).unwrap();
+        assert_eq!((busy, steal), (90.0, 2.0));
+        assert_eq!(host_percent(b, b), None, "no tick passed");
+        assert!(parse_host_ticks("cpu0 1 2 3\n").is_err());
+        assert!(parse_host_ticks("cpu  1 2 x 4 5 6 7 8\n").is_err());
+        assert!(parse_host_ticks("cpu  1 2 3\n").is_err());
+        // this machine's own reading works
+        let mut meter = HostCpuMeter::start();
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(0u64);
+        }
+        let (busy, steal) = meter.percent_since_last().unwrap();
+        assert!(busy > 0.0 && busy <= 100.0 && (0.0..=100.0).contains(&steal));
+    }
 
     const STATUS: &str = "Name:\tserver\nVmPeak:\t  100 kB\nVmRSS:\t    5120 kB\nRssAnon:\t    1024 kB\nRssFile:\t    4096 kB\n";
 

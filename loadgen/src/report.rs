@@ -120,8 +120,12 @@ mod tests {
             target_connections: 500,
             duration_secs: 1.5,
             workload: "chat-json".to_string(),
-            cpu_percent_max: 42.5,
-            cpu_saturated: true,
+            saturation: crate::saturation::Saturation {
+                cores: 2,
+                loadgen_cpu_max: 42.5,
+                loadgen_secs: vec![1],
+                ..Default::default()
+            },
             notes: vec!["a note".to_string()],
             ..RunInfo::default()
         };

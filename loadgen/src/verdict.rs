@@ -90,14 +90,8 @@ pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
             }
         ));
     }
-    if outcome.cpu_saturated() {
-        notes.push(format!(
-            "the load generator was CPU-saturated in {} of the run's seconds (peak {:.0}% of {} cores): its latencies describe itself as much as the server; use more machines, or fewer connections per machine",
-            outcome.cpu_saturated_secs.max(1),
-            outcome.cpu_percent_max,
-            outcome.threads
-        ));
-    }
+    // Saturation is not a note: the summary warns of it from
+    // `RunInfo::saturation`, seconds and all.
     if outcome.dropped_at_end > 0 {
         notes.push(format!(
             "{} connections had not finished their close handshake {} s after the drain and were dropped without it: the server was slow to answer closes (in chat, each close also sends a leave notice to every member of the room)",
@@ -124,8 +118,7 @@ impl Verdict {
             target_connections: opts.connections,
             duration_secs: opts.duration.as_secs_f64(),
             workload: opts.workload.name().to_string(),
-            cpu_percent_max: outcome.cpu_percent_max,
-            cpu_saturated: outcome.cpu_saturated(),
+            saturation: outcome.saturation.clone(),
             notes,
             held_after_ramp: outcome.held_after_ramp,
             rss_per_connection_bytes: (outcome.held_after_ramp > 0)
@@ -139,8 +132,7 @@ impl Verdict {
                 .map_or(0, |ips| ips.len()),
             ramp_secs: outcome.ramp_secs,
             sending_secs: outcome.sending_secs,
-            cpu_saturated_secs: outcome.cpu_saturated_secs,
-            cores: outcome.threads,
+
         }
     }
 }

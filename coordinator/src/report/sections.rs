@@ -10,11 +10,6 @@ use super::format::{self, int, NONE};
 use super::html::{esc, num, pass_badge, table, text, Row};
 use crate::results::{AgentPhase, AgentResult, Figures, PhaseResult, Results};
 
-/// At or above this share of its threads' capacity, an agent was busy
-/// enough that what it measured includes its own queueing (the same line
-/// loadgen draws for its own warning).
-const SATURATED_PERCENT_PER_THREAD: f64 = 90.0;
-
 pub fn header(r: &Results) -> String {
     let s = &r.scenario;
     let mut out = String::from("<header>");
@@ -142,7 +137,14 @@ pub fn thresholds(r: &Results) -> String {
                     |v| esc(&format::value(v)),
                 ),
                 pass_badge(t.passed).to_string(),
-                esc(&t.detail),
+                match &t.caveat {
+                    Some(caveat) => format!(
+                        "{}<span class=\"warn note\">{}</span>",
+                        esc(&t.detail),
+                        esc(caveat)
+                    ),
+                    None => esc(&t.detail),
+                },
             ],
             failed: !t.passed,
         })
@@ -410,21 +412,38 @@ fn delivery_p99(t: &Totals) -> Option<f64> {
 }
 
 fn cpu_cell(a: &AgentPhase) -> String {
-    if !a.cpu_percent_max.is_finite() {
+    let sat = &a.saturation;
+    if !sat.loadgen_cpu_max.is_finite() {
         return NONE.to_string();
     }
     let threads = a.threads.max(1);
-    let mut cell = format!("<span class=\"nowrap\">{:.0} %</span>", a.cpu_percent_max);
+    let mut cell = format!(
+        "<span class=\"nowrap\">{:.0} % of one core</span>",
+        sat.loadgen_cpu_max
+    );
     if a.threads > 0 {
         let _ = write!(
             cell,
-            " <span class=\"muted nowrap\">({} thread{})</span>",
+            " <span class=\"muted nowrap\">({} core{} = {} %)</span>",
             int(threads as u64),
-            if threads == 1 { "" } else { "s" }
+            if threads == 1 { "" } else { "s" },
+            int(threads as u64 * 100)
         );
     }
-    if a.cpu_percent_max >= SATURATED_PERCENT_PER_THREAD * threads as f64 {
-        cell.push_str("<span class=\"warn note\">saturated: its latencies describe itself</span>");
+    if sat.loadgen() {
+        let _ = write!(
+            cell,
+            "<span class=\"warn note\">saturated in second {}: its latencies describe itself</span>",
+            esc(&loadgen::saturation::seconds(&sat.loadgen_secs))
+        );
+    }
+    if !sat.host_secs.is_empty() {
+        let _ = write!(
+            cell,
+            "<span class=\"warn note\">its host saturated in second {} (busiest {:.0} % of all cores)</span>",
+            esc(&loadgen::saturation::seconds(&sat.host_secs)),
+            sat.host_cpu_max
+        );
     }
     cell
 }

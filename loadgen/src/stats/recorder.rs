@@ -358,8 +358,11 @@ impl Recorder {
             bytes_sent: c.bytes_sent.saturating_sub(last.bytes_sent),
             bytes_received: c.bytes_received.saturating_sub(last.bytes_received),
             lost: c.messages_lost.saturating_sub(last.messages_lost),
-            // the caller knows its process's CPU; the recorder does not
+            // the caller knows its process's and host's CPU; the recorder
+            // does not
             cpu_percent: 0.0,
+            host_cpu_percent: 0.0,
+            steal_percent: 0.0,
             open_connections: self.open_connections(),
             latencies,
         }

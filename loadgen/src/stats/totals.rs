@@ -191,6 +191,15 @@ pub struct Interval {
     /// sum over processes once merged).
     #[serde(default)]
     pub cpu_percent: f64,
+    /// The host's CPU busy over the interval, in percent of all its cores
+    /// (0 to 100), whatever used it (the server under test too); the
+    /// busiest host's once merged.
+    #[serde(default)]
+    pub host_cpu_percent: f64,
+    /// CPU the hypervisor stole from the host over the interval, in percent
+    /// of all its cores; the most of any host once merged.
+    #[serde(default)]
+    pub steal_percent: f64,
     /// Gauge: connections open now.
     pub open_connections: u64,
     /// Keyed by [`Latency::as_str`], every kind present.
