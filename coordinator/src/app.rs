@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use loadgen::signals::StopSignals;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
@@ -189,15 +190,9 @@ async fn drive(
     }
     info!(agents = members.len(), "every agent connected");
 
-    let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop_tx.send(true);
-        }
-        // Keep the sender: a dropped one would make `changed()` resolve
-        // at once, forever.
-        std::future::pending::<()>().await;
-    });
+    // SIGINT (Ctrl-C) and SIGTERM (`docker stop`, systemd, `timeout`)
+    // alike: every agent is stopped and the partial results written.
+    let signals = StopSignals::listen().context("listening for SIGINT and SIGTERM")?;
     let live = Live::new(&s.name, s.phases.len(), members.len());
     let (_metrics_stop, metrics_stop) = watch::channel(false);
     if let Some(addr) = args.metrics_listen {
@@ -220,9 +215,11 @@ async fn drive(
         urls,
         room_prefix: local::random_token()[..6].to_string() + "-",
     };
-    Ok(Runner::new(setup, members, events, stop, &progress, &live)
-        .run()
-        .await)
+    Ok(
+        Runner::new(setup, members, events, signals.watch(), &progress, &live)
+            .run()
+            .await,
+    )
 }
 
 /// The most connections each of `n` equal local agents holds in any phase.

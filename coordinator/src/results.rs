@@ -21,7 +21,8 @@ pub struct Results {
     pub scenario: ScenarioInfo,
     pub started_unix_ms: u64,
     pub finished_unix_ms: u64,
-    /// Cut short by Ctrl-C or an aborting agent failure.
+    /// Cut short by SIGINT (Ctrl-C), SIGTERM or an aborting agent failure;
+    /// `failures` says which.
     pub interrupted: bool,
     /// Every threshold held and nothing failed.
     pub passed: bool,

@@ -8,9 +8,9 @@
 //! HDR histograms, and the phase's totals are their exact merge.
 //!
 //! Nothing here waits without a bound: Prepare, the phase itself and the
-//! stop after Ctrl-C all have deadlines, and an agent that goes silent or
-//! drops its connection is reported by name and handled as the scenario's
-//! `on_agent_failure` says.
+//! stop after SIGINT or SIGTERM all have deadlines, and an agent that goes
+//! silent or drops its connection is reported by name and handled as the
+//! scenario's `on_agent_failure` says.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use loadgen::engine::Outcome;
 use loadgen::multiproc::IntervalMerger;
 use loadgen::printer::int;
 use loadgen::saturation::Saturation;
+use loadgen::signals::StopSignal;
 use loadgen::stats::{Interval, Totals};
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
@@ -73,15 +74,17 @@ pub struct Runner<'a> {
     setup: RunSetup<'a>,
     members: Vec<Member>,
     events: mpsc::UnboundedReceiver<(usize, Event)>,
-    stop: watch::Receiver<bool>,
+    /// The signal (SIGINT or SIGTERM) that stops the run, once one came.
+    stop: watch::Receiver<Option<StopSignal>>,
     progress: &'a Progress,
     live: &'a Live,
     results: Results,
     /// Why each agent failed, once it has.
     failed: Vec<Option<String>>,
-    /// Set by Ctrl-C or an aborting failure: no further phase starts.
+    /// Set by a stop signal or an aborting failure: no further phase starts.
     halted: bool,
-    ctrl_c: bool,
+    /// Set once a stop signal was acted on (its failure line written).
+    signalled: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -89,7 +92,7 @@ impl<'a> Runner<'a> {
         setup: RunSetup<'a>,
         members: Vec<Member>,
         events: mpsc::UnboundedReceiver<(usize, Event)>,
-        stop: watch::Receiver<bool>,
+        stop: watch::Receiver<Option<StopSignal>>,
         progress: &'a Progress,
         live: &'a Live,
     ) -> Runner<'a> {
@@ -121,7 +124,7 @@ impl<'a> Runner<'a> {
             results,
             failed: vec![None; n],
             halted: false,
-            ctrl_c: false,
+            signalled: false,
         }
     }
 
@@ -132,7 +135,7 @@ impl<'a> Runner<'a> {
             if self.halted {
                 break;
             }
-            if *self.stop.borrow() {
+            if self.stop.borrow().is_some() {
                 self.interrupt();
                 break;
             }
@@ -175,13 +178,16 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Acts on the stop signal: every agent is stopped and no further
+    /// phase starts; the failure line names the signal, so a run stopped
+    /// by `docker stop` or systemd is told from one stopped at a terminal.
     fn interrupt(&mut self) {
-        if !self.ctrl_c {
-            self.ctrl_c = true;
-            self.results.failures.push(
-                "interrupted (Ctrl-C): every agent was stopped; the figures cover the run so far"
-                    .to_string(),
-            );
+        if !self.signalled {
+            self.signalled = true;
+            self.results.failures.push(format!(
+                "{}: every agent was stopped; the figures cover the run so far",
+                interrupted_by(*self.stop.borrow())
+            ));
         }
         self.halted = true;
         self.results.interrupted = true;
@@ -280,8 +286,12 @@ impl<'a> Runner<'a> {
                     }
                 }
                 _ = self.stop.changed(), if stop_deadline.is_none() || !self.results.interrupted => {
-                    if *self.stop.borrow() {
-                        self.progress.println("interrupted: stopping every agent, then the results");
+                    let signal = *self.stop.borrow();
+                    if signal.is_some() {
+                        self.progress.println(&format!(
+                            "{}: stopping every agent, then the results",
+                            interrupted_by(signal)
+                        ));
                         self.interrupt();
                         stop_deadline = Some(Instant::now() + STOP_WITHIN);
                     }
@@ -413,7 +423,7 @@ impl<'a> Runner<'a> {
                     }
                 }
                 _ = self.stop.changed() => {
-                    if *self.stop.borrow() {
+                    if self.stop.borrow().is_some() {
                         self.interrupt();
                     }
                 }
@@ -660,9 +670,31 @@ fn health_line(agents: &[AgentHealth<'_>]) -> String {
     line
 }
 
+/// "interrupted by SIGTERM", or plain "interrupted" should the signal be
+/// unknown.
+fn interrupted_by(signal: Option<StopSignal>) -> String {
+    match signal {
+        Some(s) => format!("interrupted by {s}"),
+        None => "interrupted".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interruption_names_its_signal() {
+        assert_eq!(
+            interrupted_by(Some(StopSignal::Terminate)),
+            "interrupted by SIGTERM"
+        );
+        assert_eq!(
+            interrupted_by(Some(StopSignal::Interrupt)),
+            "interrupted by SIGINT"
+        );
+        assert_eq!(interrupted_by(None), "interrupted");
+    }
 
     fn agent(name: &str, held: u64, failed: bool) -> AgentHealth<'_> {
         AgentHealth {

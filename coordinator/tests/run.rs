@@ -301,21 +301,59 @@ fn under_continue_the_others_finish_the_phase() {
     assert!(results.phases[0].intervals.len() >= 6);
 }
 
+/// Which agents a run uses: the test's own, or a `--local` lab the
+/// coordinator starts (and must stop) itself.
+#[derive(Clone, Copy, PartialEq)]
+enum Lab {
+    Static,
+    Local,
+}
+
 #[test]
 fn ctrl_c_stops_every_agent_and_still_writes_the_results() {
-    let server = server();
-    let agents = [agent(), agent()];
+    stopped_by_a_signal(libc::SIGINT, "SIGINT", Lab::Static);
+}
+
+/// `docker stop`, systemd and `timeout` send SIGTERM: the same as Ctrl-C,
+/// here with a `--local` lab so the coordinator has children to stop.
+#[test]
+fn sigterm_stops_the_local_lab_and_still_writes_the_results() {
+    stopped_by_a_signal(libc::SIGTERM, "SIGTERM", Lab::Local);
+}
+
+/// A 60 s phase stopped by `signal` a few seconds in: every connection is
+/// closed politely and counted, results.json, report.html and the summary
+/// are written and name the signal, the exit status is 1, and nothing the
+/// coordinator started still runs.
+fn stopped_by_a_signal(signal: i32, name: &str, lab: Lab) {
     let dir = temp_dir();
     let body = "phases:\n  - name: long\n    duration: 60s\n    connections: 40\n    ramp: 1000\n    rooms: 2\n    chatters: 0.1\n    rate: 2\n    drain: 0s\n";
-    let file = scenario(
-        &dir,
-        &server.url(),
-        &agents.iter().collect::<Vec<_>>(),
-        body,
-    );
+    // Held until the end of the test: the static lab's processes.
+    let (_server, _agents, file) = match lab {
+        Lab::Static => {
+            let server = server();
+            let agents = [agent(), agent()];
+            let file = scenario(
+                &dir,
+                &server.url(),
+                &agents.iter().collect::<Vec<_>>(),
+                body,
+            );
+            (Some(server), Some(agents), file)
+        }
+        Lab::Local => {
+            let file = dir.join("scenario.yaml");
+            let text = format!(
+                "name: test\ntarget:\n  urls: []\n  workload: chat-binary\nagents:\n  local: 2\n{body}"
+            );
+            std::fs::write(&file, text).unwrap();
+            (None, None, file)
+        }
+    };
     let out_dir = dir.join("out");
     let started = Instant::now();
-    let child = Command::new(COORDINATOR)
+    let mut command = Command::new(COORDINATOR);
+    command
         .args([
             "run",
             file.to_str().unwrap(),
@@ -326,26 +364,59 @@ fn ctrl_c_stops_every_agent_and_still_writes_the_results() {
         ])
         .env("LOADGEN_AGENT_TOKEN", TOKEN)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    if lab == Lab::Local {
+        command.arg("--local");
+    }
+    let child = command.spawn().unwrap();
+    let pid = child.id();
+    let watchdog = kill_later(pid, Duration::from_secs(60));
+    let _ = &watchdog;
+    // The local lab is the server and two agents.
+    let expected = if lab == Lab::Local { 3 } else { 0 };
+    let mut children = testkit::procs::descendants(pid);
+    while children.len() < expected && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+        children = testkit::procs::descendants(pid);
+    }
+    // Well into the phase: every connection is open.
     std::thread::sleep(Duration::from_secs(4));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let children = testkit::procs::descendants(pid);
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    unsafe { libc::kill(pid as i32, signal) };
     let out = child.wait_with_output().unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(30),
+        started.elapsed() < Duration::from_secs(45),
         "{}",
         show(&out)
     );
+    assert_eq!(children.len(), expected, "{children:?}\n{}", show(&out));
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let why = format!("interrupted by {name}");
     let results = Results::read_json(&out_dir.join("results.json")).unwrap();
-    assert!(results.interrupted);
-    assert!(results.failures.iter().any(|f| f.contains("interrupted")));
+    assert!(results.interrupted && !results.passed);
+    assert!(
+        results.failures.iter().any(|f| f.contains(&why)),
+        "{:?}",
+        results.failures
+    );
     let t = &results.phases[0].totals;
     assert_eq!(t.connects_ok, 40, "what was measured is kept");
     assert_eq!(t.closes_by_us, 40, "every connection was closed politely");
-    assert!(out_dir.join("report.html").is_file());
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains(&why), "the report says why");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&why) && stdout.contains("run cut short"),
+        "the summary says why: {}",
+        show(&out)
+    );
+    for c in children {
+        assert!(
+            !testkit::procs::is_running(c),
+            "process {c} outlived the coordinator"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! ramps them up (`conn` does one connect and upgrade) and `connection`
 //! drives each one through its `workload` (the hot path); `stats` records,
 //! `printer` and `report` show, and `verdict` judges. `agent` serves the
-//! coordinator's orders over the `control` channel.
+//! coordinator's orders over the `control` channel. `signals` turns SIGINT
+//! and SIGTERM into a stop, for this binary and the coordinator alike.
 
 pub mod agent;
 pub mod capacity;
@@ -24,6 +25,7 @@ pub mod proc_stats;
 pub mod prometheus;
 pub mod report;
 pub mod saturation;
+pub mod signals;
 pub mod source_ips;
 pub mod stats;
 pub mod target;

@@ -9,8 +9,8 @@ use loadgen::agent::{self, AgentOpts};
 use loadgen::engine::{self, Outcome, Plan};
 use loadgen::multiproc::{self, Job, WorkerLine};
 use loadgen::opts::{Cli, Command, Progress, RunOpts};
+use loadgen::signals::StopSignals;
 use loadgen::{capacity, printer, report, verdict};
-use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -44,15 +44,10 @@ fn runtime(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     builder.enable_all().build().context("starting the runtime")
 }
 
-/// A watch that turns true on Ctrl-C (SIGINT).
-fn ctrl_c() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = tx.send(true);
-        }
-    });
-    rx
+/// SIGINT and SIGTERM caught from now on: either ends the run early with
+/// what was measured (see [`loadgen::signals`]).
+fn stop_signals() -> anyhow::Result<StopSignals> {
+    StopSignals::listen().context("listening for SIGINT and SIGTERM")
 }
 
 /// A room prefix no other run is likely to use.
@@ -84,9 +79,10 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let outcome: Outcome = runtime(opts.threads)?.block_on(async {
-        let stop = ctrl_c();
-        if processes > 1 {
+    let (outcome, signals): (Outcome, StopSignals) = runtime(opts.threads)?.block_on(async {
+        let signals = stop_signals()?;
+        let stop = signals.flag();
+        let outcome = if processes > 1 {
             tracing::info!(processes, "spreading the connections over worker processes");
             multiproc::run(
                 multiproc::jobs(&opts, processes),
@@ -101,10 +97,11 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
                 progress(iv)
             })
             .await
-        }
+        }?;
+        anyhow::Ok((outcome, signals))
     })?;
 
-    let verdict = verdict::judge(&opts, &outcome);
+    let verdict = verdict::judge(&opts, &outcome, signals.received());
     let info = verdict.run_info(&opts, &outcome);
     println!("{}", printer::summary(&outcome.totals, &info));
     if let Some(path) = &opts.json {
@@ -121,9 +118,13 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `loadgen agent`: serves coordinators until SIGINT or SIGTERM.
+/// `loadgen agent`: serves coordinators until SIGINT or SIGTERM, then stops
+/// a running phase (its coordinator still gets what was measured) and
+/// exits 0: being stopped is how an agent's life normally ends.
 fn agent(opts: AgentOpts) -> anyhow::Result<()> {
     runtime(opts.threads)?.block_on(async {
+        // Before the ready line: whoever started us may signal right after.
+        let signals = stop_signals()?;
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
@@ -139,20 +140,7 @@ fn agent(opts: AgentOpts) -> anyhow::Result<()> {
         let metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
         println!("{}", agent::ready_line(addr, metrics_addr));
         let _ = std::io::stdout().flush();
-        let (tx, shutdown) = watch::channel(false);
-        tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            let _ = tx.send(true);
-        });
-        agent::serve(listener, metrics, &opts, shutdown).await
+        agent::serve(listener, metrics, &opts, signals.flag()).await
     })
 }
 
@@ -174,7 +162,10 @@ fn worker() -> anyhow::Result<()> {
         }
     };
     let outcome = runtime(job.opts.threads)?.block_on(async {
-        let stop = ctrl_c();
+        // SIGTERM too, not only the parent's SIGINT: systemd (the whole
+        // cgroup), `timeout` and a terminal (the process group) signal the
+        // workers themselves.
+        let stop = stop_signals()?.flag();
         let mut seconds: usize = 0;
         let slice = job.first..job.first + job.count;
         engine::run(

@@ -222,6 +222,9 @@ pub async fn run(
             },
             _ = stop.changed(), if !interrupted => {
                 interrupted = true;
+                // SIGINT whichever signal stopped us: workers treat SIGINT
+                // and SIGTERM alike, and one that already got the signal
+                // itself (a whole group or cgroup signalled) ignores this.
                 for child in &children {
                     if let Some(pid) = child.id() {
                         // SAFETY: kill(2) on our own child's pid.

@@ -5,6 +5,7 @@
 use crate::engine::Outcome;
 use crate::opts::RunOpts;
 use crate::printer::RunInfo;
+use crate::signals::StopSignal;
 
 pub struct Verdict {
     /// Reasons the run failed; empty when it did what was asked.
@@ -13,14 +14,19 @@ pub struct Verdict {
     pub notes: Vec<String>,
 }
 
-pub fn judge(opts: &RunOpts, outcome: &Outcome) -> Verdict {
+/// `stopped_by` is the signal that cut the run short, if one did, so the
+/// reason names it (a run stopped by `docker stop` says SIGTERM).
+pub fn judge(opts: &RunOpts, outcome: &Outcome, stopped_by: Option<StopSignal>) -> Verdict {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let wanted = opts.connections;
     let needed = (wanted as f64 * opts.min_held).ceil() as u64;
     problems.extend(outcome.failures.iter().cloned());
     if outcome.interrupted {
-        problems.push("interrupted before the end: the figures cover the run so far".to_string());
+        let by = stopped_by.map_or(String::new(), |s| format!(" by {s}"));
+        problems.push(format!(
+            "interrupted{by} before the end: the figures cover the run so far"
+        ));
     }
     // Under churn some connections are always between close and reconnect;
     // "held at end" below still catches reconnects that failed.

@@ -321,6 +321,76 @@ async fn a_vanished_coordinator_stops_the_phase() {
     }
 }
 
+/// SIGTERM (`docker stop`, systemd) ends an agent as its coordinator going
+/// away does: the running phase stops, its connections close politely, the
+/// coordinator still gets what was measured, and the agent exits 0.
+#[tokio::test]
+async fn sigterm_stops_the_phase_reports_it_and_exits_0() {
+    let server = chat_server();
+    let mut a = agent(&[]);
+    let mut ws = session(&a).await;
+    let j = job(
+        &server.url(),
+        20,
+        0,
+        20,
+        &["--duration", "60s", "--drain", "0s"],
+    );
+    start_phase(&mut ws, j).await;
+    assert!(matches!(recv(&mut ws).await, Report::Started { .. }));
+    assert!(matches!(recv(&mut ws).await, Report::Interval { .. }));
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGTERM) };
+    let outcome = loop {
+        match recv(&mut ws).await {
+            Report::Interval { .. } => {}
+            Report::Done { phase: 0, outcome } => break outcome,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(outcome.interrupted, "cut short, and says so");
+    assert_eq!(outcome.totals.connects_ok, 20);
+    assert_eq!(outcome.totals.closes_by_us, 20, "closed politely");
+    assert!(outcome.totals.closes_unexpected.is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = a.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// Whoever started an agent may stop it as soon as it has read the ready
+/// line (the coordinator's `--local` lab does when another part fails to
+/// start): the handlers are in place by then, so it exits 0, not killed.
+#[test]
+fn sigterm_right_after_the_ready_line_is_handled() {
+    // A few times: a handler installed late loses this race only sometimes.
+    for _ in 0..5 {
+        let mut a = agent(&[]);
+        // SAFETY: kill(2) on our own child, not yet waited for.
+        unsafe { libc::kill(a.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = a.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_metrics_endpoint_outlives_phases() {
     let server = chat_server();

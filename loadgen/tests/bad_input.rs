@@ -234,6 +234,19 @@ fn an_oversized_frame_is_a_protocol_error() {
 
 #[test]
 fn ctrl_c_ends_the_run_with_what_was_measured() {
+    stopped_by_a_signal(libc::SIGINT, "SIGINT");
+}
+
+/// `docker stop`, systemd and `timeout` send SIGTERM: the same as Ctrl-C.
+#[test]
+fn sigterm_ends_the_run_with_what_was_measured() {
+    stopped_by_a_signal(libc::SIGTERM, "SIGTERM");
+}
+
+/// Stopped mid-run by `signal`: the connections close politely, the
+/// summary is printed, the report written with what was measured, and the
+/// exit status says the run was cut short, naming the signal.
+fn stopped_by_a_signal(signal: i32, name: &str) {
     let server = chat_server();
     let lg = Loadgen::spawn_json(&[
         "run",
@@ -254,17 +267,26 @@ fn ctrl_c_ends_the_run_with_what_was_measured() {
         "never",
     ]);
     std::thread::sleep(Duration::from_millis(1500));
-    lg.signal(libc::SIGINT);
+    lg.signal(signal);
     let run = lg.wait(LIMIT);
     run.assert_no_panic();
     // Promptly: connections close within their close grace, not at 30 s.
     assert!(run.elapsed < Duration::from_secs(6), "{}", run.describe());
     // Interrupted is not "did what was asked".
     run.assert_code(1);
-    assert!(run.stderr.contains("interrupted"), "{}", run.describe());
+    let why = format!("interrupted by {name}");
+    assert!(run.stderr.contains(&why), "{}", run.describe());
+    let notes = run.json.as_ref().and_then(|j| j.pointer("/run/notes"));
     assert!(
-        !run.stdout.trim().is_empty(),
-        "summary printed: {}",
+        notes.and_then(|n| n.as_array()).is_some_and(|n| n
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains(&why)))),
+        "the report says why: {}",
+        run.describe()
+    );
+    assert!(
+        run.stdout.contains(&why),
+        "the summary is printed and says why: {}",
         run.describe()
     );
     let t = run.totals();

@@ -3,6 +3,7 @@
 //! a broken server fails a test, it never hangs it.
 
 mod client_ext;
+pub mod procs;
 pub mod prom;
 pub mod raw;
 

@@ -101,10 +101,33 @@ impl Loadgen {
         Loadgen::spawn_with(&all, Some(path.clone()), &[])
     }
 
+    /// [`Loadgen::spawn_json`] as the leader of a process group of its
+    /// own, so [`Loadgen::signal_group`] reaches it and every worker it
+    /// starts, as `timeout`, systemd or a terminal's Ctrl-C do.
+    pub fn spawn_json_in_own_group(args: &[&str]) -> Loadgen {
+        let path = temp_json();
+        let mut all: Vec<&str> = args.to_vec();
+        let p = path.to_str().unwrap().to_owned();
+        all.extend(["--json", &p]);
+        Loadgen::start(&all, Some(path.clone()), &[], true)
+    }
+
     /// Starts `loadgen ARGS` with extra environment; `json` is where the
     /// report is expected (e.g. set through LOADGEN_JSON).
     pub fn spawn_with(args: &[&str], json: Option<PathBuf>, env: &[(&str, &str)]) -> Loadgen {
+        Loadgen::start(args, json, env, false)
+    }
+
+    fn start(
+        args: &[&str],
+        json: Option<PathBuf>,
+        env: &[(&str, &str)],
+        own_group: bool,
+    ) -> Loadgen {
         let mut cmd = Command::new(LOADGEN);
+        if own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -137,6 +160,14 @@ impl Loadgen {
         // SAFETY: kill(2) on our own child, which has not been waited for.
         let rc = unsafe { libc::kill(self.pid(), signal) };
         assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+
+    /// `signal` to loadgen's whole process group (started with
+    /// [`Loadgen::spawn_json_in_own_group`]): loadgen and its workers.
+    pub fn signal_group(&self, signal: i32) {
+        // SAFETY: kill(2) on the process group our own child leads.
+        let rc = unsafe { libc::kill(-self.pid(), signal) };
+        assert_eq!(rc, 0, "kill(-{}, {signal})", self.pid());
     }
 
     /// Whether the process has ended (it is not reaped from the test's view:
