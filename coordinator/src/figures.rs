@@ -68,7 +68,7 @@ pub const FIGURES: &[(&str, &str, &str)] = &[
     (
         "notices_received",
         "messages",
-        "welcomes, join and leave notices, and anything else that is not a copy: never in a rate",
+        "welcomes, join and leave notices (and pongs): counted apart from copies, never in a rate",
     ),
     (
         "messages_unexpected",

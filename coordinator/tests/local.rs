@@ -109,13 +109,60 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
     // a sender's own as a round trip, every other member's as fan-out,
     // whichever agent holds the member.
     let count = |kind| totals.latency(kind).map_or(0, |l| l.count);
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert_eq!(totals.messages_lost, 0);
     assert!(totals.copies_received > 0);
     assert_eq!(
         count(Latency::RoundTrip) + count(Latency::Fanout),
         totals.copies_received
     );
-    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    // and delivery, the headline, is every one of them
+    assert_eq!(count(Latency::Delivery), totals.copies_received);
+    assert_eq!(totals.timed_share(), Some(1.0));
+
+    // One definition of each rate: copies (never notices) per second of
+    // sending, the same in results.json, the summary, the report and the
+    // live lines.
+    let phase = &results.phases[0];
+    let copies_per_sec = phase.figures["copies_received_per_sec"];
+    assert_eq!(
+        copies_per_sec,
+        totals.copies_received as f64 / phase.sending_secs
+    );
+    assert!(totals.notices_received() > 0, "the joins' notices, counted apart");
+    let shown = loadgen::printer::int(copies_per_sec.round() as u64);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary_row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("copies received"))
+        .unwrap_or_else(|| panic!("no copies row: {show}"));
+    assert!(
+        summary_row.ends_with(&format!(" {shown}/s")),
+        "summary {summary_row:?} vs results.json {shown}/s"
+    );
+    assert!(
+        html.contains(&format!("{shown}/s")),
+        "the report shows {shown}/s: {show}"
+    );
+    let sent_per_sec = phase.figures["messages_sent_per_sec"];
+    assert!(stdout.contains(&format!(
+        " {}/s",
+        loadgen::printer::int(sent_per_sec.round() as u64)
+    )));
+    // The merged seconds add up to the totals, and the live lines, one per
+    // second, add up to them within the rounding of each line.
+    let summed: u64 = phase.intervals.iter().map(|iv| iv.copies_received).sum();
+    assert_eq!(summed, totals.copies_received);
+    let live: f64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split(" copies ").nth(1)?.split("/s").next())
+        .filter_map(|n| n.replace(',', "").parse::<f64>().ok())
+        .sum();
+    let whole = totals.copies_received as f64;
+    assert!(
+        (live - whole).abs() <= whole * 0.05,
+        "live lines sum to {live}, the run received {whole} copies"
+    );
     assert!(html.contains("<svg"));
     for log in ["server.log", "local-1.log"] {
         assert!(out_dir.join("logs").join(log).is_file(), "{log}");

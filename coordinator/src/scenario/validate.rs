@@ -677,6 +677,7 @@ phases:
             ("    connect_timeout: 31days", "10:phases[0].connect_timeout: connect_timeout must be at most 30days"),
             ("    churn: .inf", "10:phases[0].churn: churn must be a number of connections per second"),
             ("    chatters: .nan", "10:phases[0].chatters: chatters must be between 0 and 1, not NaN"),
+            ("    max_loss: 1.5", "10:phases[0].max_loss: max_loss must be between 0 and 1, not 1.5"),
         ] {
             let p = with(extra);
             assert_eq!(p.len(), 1, "{extra}: {p:?}");
