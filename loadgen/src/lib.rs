@@ -1,12 +1,12 @@
 //! The load generator's library. The `loadgen` binary is a thin front end
 //! (`main.rs`); the benchmarks in `bench/` use the same client side.
 //!
-//! Layout: `opts` is the command line; `target`, `source_ips` and
-//! `capacity` decide where connections go and whether they can; `engine`
-//! ramps them up (`conn` does one connect and upgrade) and `connection`
-//! drives each one through its `workload` (the hot path); `stats` records,
-//! `printer` and `report` show, and `verdict` judges. `agent` serves the
-//! coordinator's orders over the `control` channel.
+//! Layout: `opts` is the command line; `target`, `source_ips`,
+//! `source_plan` and `capacity` decide where connections go and whether
+//! they can; `engine` ramps them up (`conn` does one connect and upgrade)
+//! and `connection` drives each one through its `workload` (the hot path);
+//! `stats` records, `printer` and `report` show, and `verdict` judges.
+//! `agent` serves the coordinator's orders over the `control` channel.
 
 pub mod agent;
 pub mod capacity;
@@ -24,6 +24,7 @@ pub mod proc_stats;
 pub mod prometheus;
 pub mod report;
 pub mod source_ips;
+pub mod source_plan;
 pub mod stats;
 pub mod target;
 pub mod transport;
