@@ -14,6 +14,8 @@ use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::source_plan;
+
 /// Descriptors each process keeps for everything but connections.
 pub const RESERVED_FDS: u64 = 64;
 
@@ -142,14 +144,43 @@ pub fn raise_nofile() -> u64 {
         .unwrap_or(0)
 }
 
-/// Decides whether `connections` fit, spread over `sources` source addresses
-/// (0 = the kernel picks one), `targets` (duplicates count once), the local
-/// `port_range` and `processes` processes with `nofile` open files each.
-/// When both limits are short the error names both fixes.
+/// Decides whether `connections` fit, spread round-robin over `targets`
+/// (as idle and echo runs spread them); see [`check_spread`].
 pub fn check(
     connections: u64,
     sources: usize,
     targets: &[SocketAddr],
+    port_range: (u16, u16),
+    nofile: u64,
+    processes: u64,
+) -> Result<Capacity, CapacityError> {
+    let n = targets.len().max(1) as u64;
+    let round_robin: Vec<u64> = (0..n)
+        .map(|i| connections / n + u64::from(i < connections % n))
+        .collect();
+    check_spread(
+        connections,
+        sources,
+        targets,
+        &round_robin,
+        port_range,
+        nofile,
+        processes,
+    )
+}
+
+/// Decides whether `connections` fit, spread over `sources` source
+/// addresses (0 = the kernel picks one), `targets` with `per_target[i]`
+/// connections going to `targets[i]` (as the workload spreads them: chat
+/// runs by room, so one target may take far more than its share; entries
+/// naming one address add up), the local `port_range` and `processes`
+/// processes with `nofile` open files each. When both limits are short
+/// the error names both fixes.
+pub fn check_spread(
+    connections: u64,
+    sources: usize,
+    targets: &[SocketAddr],
+    per_target: &[u64],
     port_range: (u16, u16),
     nofile: u64,
     processes: u64,
@@ -159,21 +190,26 @@ pub fn check(
         return Err(CapacityError::NoTargets);
     }
     let given = sources.max(1) as u64;
-    // Connections go round-robin over the list as given, so a target named
-    // twice takes twice the share; the busiest one runs out of ports first.
-    let most_named = distinct
-        .iter()
-        .map(|d| targets.iter().filter(|t| *t == d).count() as u64)
-        .max()
-        .unwrap_or(1);
-    let ports_per_pair = u64::from(port_range.1.saturating_sub(port_range.0)) + 1;
-    let per_source = ports_per_pair.saturating_mul(targets.len() as u64) / most_named;
-    let max_by_ports = given.saturating_mul(per_source);
+    // The busiest target address runs out of ports first: each of its
+    // (source, target) pairs may use the whole port range.
+    let busiest = source_plan::busiest_target(targets, per_target);
+    let ports_per_pair = source_plan::ports(port_range);
+    let per_source_pairs = given.saturating_mul(ports_per_pair);
+    // What the same spread would hold: scaled from the busiest target.
+    let max_by_ports = if busiest == 0 {
+        per_source_pairs.saturating_mul(distinct.len() as u64)
+    } else {
+        let scaled = u128::from(per_source_pairs) * u128::from(connections) / u128::from(busiest);
+        u64::try_from(scaled).unwrap_or(u64::MAX)
+    };
     let per_process = nofile.saturating_sub(RESERVED_FDS);
     let max_by_files = processes.saturating_mul(per_process);
 
-    let ports_error = (connections > max_by_ports).then(|| {
-        let needed = connections.div_ceil(per_source);
+    let all_v4_loopback = distinct
+        .iter()
+        .all(|t| matches!(t.ip(), IpAddr::V4(ip) if ip.is_loopback()));
+    let ports_error = (busiest > per_source_pairs).then(|| {
+        let needed = source_plan::sources_for(busiest, ports_per_pair);
         CapacityError::Ports {
             connections,
             needed,
@@ -181,7 +217,7 @@ pub fn check(
             targets: distinct.len(),
             ports: ports_per_pair,
             port_range,
-            suggestion: source_suggestion(needed, sources > 0, &distinct),
+            suggestion: source_suggestion(needed, sources > 0, all_v4_loopback),
         }
     });
     let files_error = (connections > max_by_files).then(|| {
@@ -229,10 +265,7 @@ pub fn check_families(sources: &[IpAddr], targets: &[SocketAddr]) -> Result<(), 
 /// address works as it is, elsewhere they must be assigned first.
 /// `replace`: the user gave --source-ips already, and the suggested set
 /// replaces it.
-fn source_suggestion(needed: u64, replace: bool, targets: &HashSet<SocketAddr>) -> String {
-    let all_v4_loopback = targets
-        .iter()
-        .all(|t| matches!(t.ip(), IpAddr::V4(ip) if ip.is_loopback()));
+pub(crate) fn source_suggestion(needed: u64, replace: bool, all_v4_loopback: bool) -> String {
     if all_v4_loopback {
         // 127.0.0.2 onwards: 127.0.0.1 is what the kernel would pick anyway.
         let first = u32::from(Ipv4Addr::new(127, 0, 0, 2));
@@ -335,6 +368,42 @@ mod tests {
         assert_eq!(cap.max_by_files, 28_232);
         assert_eq!(cap.sources, 0);
         assert!(check(0, 0, &targets, RANGE, 0, 1).is_ok());
+    }
+
+    #[test]
+    fn an_uneven_spread_is_judged_by_its_busiest_target() {
+        // Chat spreads by room: six targets, but the one with the largest
+        // zipf rooms takes 29 % of 150,000. Round robin (25,000 each) would
+        // fit one source; 43,500 on one pair does not.
+        let six = addrs(&[
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+            "127.0.0.1:3",
+            "127.0.0.1:4",
+            "127.0.0.1:5",
+            "127.0.0.1:6",
+        ]);
+        assert!(check(150_000, 1, &six, RANGE, 1 << 20, 1).is_ok());
+        let zipf = [43_500, 23_000, 22_000, 21_000, 20_500, 20_000];
+        let err = check_spread(150_000, 1, &six, &zipf, RANGE, 1 << 20, 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CapacityError::Ports {
+                    needed: 2,
+                    given: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let cap = check_spread(150_000, 2, &six, &zipf, RANGE, 1 << 20, 1).unwrap();
+        // 2 × 28,232 on the busiest target, scaled to the whole spread.
+        assert_eq!(cap.max_by_ports, 2 * 28_232 * 150_000 / 43_500);
+        // Two entries of one address add up.
+        let twice = addrs(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1"]);
+        assert!(check_spread(30_000, 1, &twice, &[15_000, 1, 14_000], RANGE, 1 << 20, 1).is_err());
+        assert!(check_spread(30_000, 1, &twice, &[14_000, 1, 14_000], RANGE, 1 << 20, 1).is_ok());
     }
 
     #[test]

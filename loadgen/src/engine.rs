@@ -53,6 +53,12 @@ pub struct Outcome {
     /// resolved), in seconds.
     #[serde(default)]
     pub ramp_secs: f64,
+    /// Connections attempted during the ramp: with `ramp_secs`, the ramp
+    /// that happened ([`Outcome::ramp_achieved`]), to set beside the one
+    /// asked. Summed over processes and agents, as `ramp_secs` takes the
+    /// longest.
+    #[serde(default)]
+    pub ramp_attempted: u64,
     /// How long senders sent: from the end of the ramp to the end of the
     /// run (or Ctrl-C). Message rates are per second of this.
     #[serde(default)]
@@ -73,6 +79,15 @@ pub struct Outcome {
     /// Why parts of the run are missing (a worker process that died).
     #[serde(default)]
     pub failures: Vec<String>,
+}
+
+impl Outcome {
+    /// Connections per second the ramp achieved: attempted during the
+    /// ramp over its length; None when there was no ramp to measure.
+    pub fn ramp_achieved(&self) -> Option<f64> {
+        (self.ramp_secs > 0.0 && self.ramp_attempted > 0)
+            .then(|| self.ramp_attempted as f64 / self.ramp_secs)
+    }
 }
 
 /// The cores `threads` runtime threads can really use on this machine.
@@ -141,7 +156,16 @@ impl Plan {
         let nofile = capacity::raise_nofile();
         let ports = capacity::local_port_range().context("reading net.ipv4.ip_local_port_range")?;
         let addrs: Vec<_> = targets.iter().map(|t| t.addr).collect();
-        capacity::check(connections, sources.len(), &addrs, ports, nofile, processes)?;
+        let per_target = workload.target_counts(connections, addrs.len());
+        capacity::check_spread(
+            connections,
+            sources.len(),
+            &addrs,
+            &per_target,
+            ports,
+            nofile,
+            processes,
+        )?;
         capacity::check_families(&sources, &addrs)?;
         let metrics = opts
             .metrics_listen
@@ -350,6 +374,9 @@ pub async fn run(
         threads,
         saturation,
         ramp_secs,
+        // The ramp ends once the spawner has stopped and its attempts have
+        // resolved: every slot it started was attempted during the ramp.
+        ramp_attempted: spawned.load(Ordering::Relaxed),
         sending_secs,
         not_attempted: total.saturating_sub(spawned.load(Ordering::Relaxed)),
         dropped_at_end,

@@ -1,13 +1,14 @@
 //! The load generator's library. The `loadgen` binary is a thin front end
 //! (`main.rs`); the benchmarks in `bench/` use the same client side.
 //!
-//! Layout: `opts` is the command line; `target`, `source_ips` and
-//! `capacity` decide where connections go and whether they can; `engine`
-//! ramps them up (`conn` does one connect and upgrade) and `connection`
-//! drives each one through its `workload` (the hot path); `stats` records,
-//! `printer` and `report` show, and `verdict` judges. `agent` serves the
-//! coordinator's orders over the `control` channel. `signals` turns SIGINT
-//! and SIGTERM into a stop, for this binary and the coordinator alike.
+//! Layout: `opts` is the command line; `target`, `source_ips`,
+//! `source_plan` and `capacity` decide where connections go and whether
+//! they can; `engine` ramps them up (`conn` does one connect and upgrade)
+//! and `connection` drives each one through its `workload` (the hot path);
+//! `stats` records, `printer` and `report` show, `saturation` and `verdict`
+//! judge. `agent` serves the coordinator's orders over the `control`
+//! channel. `signals` turns SIGINT and SIGTERM into a stop, for this binary
+//! and the coordinator alike.
 
 pub mod agent;
 pub mod capacity;
@@ -27,6 +28,7 @@ pub mod report;
 pub mod saturation;
 pub mod signals;
 pub mod source_ips;
+pub mod source_plan;
 pub mod stats;
 pub mod target;
 pub mod transport;

@@ -10,7 +10,7 @@ use loadgen::engine::{self, Outcome, Plan};
 use loadgen::multiproc::{self, Job, WorkerLine};
 use loadgen::opts::{Cli, Command, Progress, RunOpts};
 use loadgen::signals::StopSignals;
-use loadgen::{capacity, printer, report, verdict};
+use loadgen::{capacity, printer, report, source_plan, verdict};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -61,6 +61,13 @@ fn run_prefix() -> String {
 fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
     // Chosen once here, so every worker process uses the same rooms.
     opts.room_prefix.get_or_insert_with(run_prefix);
+    // Source addresses before anything else: picked ones go to every
+    // worker with the options, and the capacity check counts them.
+    let sources = source_plan::for_run(&opts, opts.connections, true)?;
+    sources.log();
+    if let Some(picked) = &sources.picked {
+        opts.source_ips = Some(picked.clone());
+    }
     let processes = multiproc::processes_for(&opts, capacity::raise_nofile());
     // Checked here for the whole run, so a plan that cannot fit fails
     // before any process starts.
@@ -101,7 +108,15 @@ fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
         anyhow::Ok((outcome, signals))
     })?;
 
-    let verdict = verdict::judge(&opts, &outcome, signals.received());
+    let mut verdict = verdict::judge(&opts, &outcome, signals.received());
+    let half = source_plan::half_range(sources.port_range);
+    verdict.notes.extend(sources.notes());
+    verdict.notes.extend(verdict::ramp_note(
+        &opts,
+        &outcome,
+        sources.busiest_pair,
+        half,
+    ));
     let info = verdict.run_info(&opts, &outcome);
     println!("{}", printer::summary(&outcome.totals, &info));
     if let Some(path) = &opts.json {

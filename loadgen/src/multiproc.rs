@@ -252,11 +252,13 @@ pub async fn run(
     let threads = engine::usable_cores(outcomes.iter().map(|o| o.threads).sum());
     let saturation = crate::saturation::Saturation::judge(&intervals, threads);
     let longest = |f: fn(&Outcome) -> f64| outcomes.iter().map(f).fold(0.0, f64::max);
+    let (ramp_secs, ramp_attempted) = merged_ramp(&outcomes);
     Ok(Outcome {
         held_after_ramp: outcomes.iter().map(|o| o.held_after_ramp).sum(),
         threads,
         saturation,
-        ramp_secs: longest(|o| o.ramp_secs),
+        ramp_secs,
+        ramp_attempted,
         sending_secs: longest(|o| o.sending_secs),
         not_attempted: outcomes.iter().map(|o| o.not_attempted).sum(),
         dropped_at_end: outcomes.iter().map(|o| o.dropped_at_end).sum(),
@@ -270,6 +272,18 @@ pub async fn run(
         totals,
         intervals,
     })
+}
+
+/// The ramp of parts that ramped side by side (worker processes, or a
+/// coordinator's agents): the longest ramp and every part's attempts, so
+/// that attempted / seconds is the whole run's achieved ramp.
+pub fn merged_ramp(parts: &[Outcome]) -> (f64, u64) {
+    let secs = parts.iter().map(|o| o.ramp_secs).fold(0.0, f64::max);
+    let attempted = parts
+        .iter()
+        .map(|o| o.ramp_attempted)
+        .fold(0, u64::saturating_add);
+    (secs, attempted)
 }
 
 /// Merges the per-second series of several parts (worker processes, or
@@ -416,6 +430,30 @@ mod tests {
         // a job survives the trip through JSON
         let back: Job = serde_json::from_slice(&serde_json::to_vec(&jobs[1]).unwrap()).unwrap();
         assert_eq!((back.first, back.count), (jobs[1].first, jobs[1].count));
+    }
+
+    #[test]
+    fn ramps_side_by_side_add_their_attempts_over_the_longest() {
+        let part = |secs, attempted| Outcome {
+            ramp_secs: secs,
+            ramp_attempted: attempted,
+            ..Outcome::default()
+        };
+        // Two workers at 2,500/s each: 5,000/s together, not 2,500.
+        let parts = [part(4.0, 10_000), part(4.2, 10_000)];
+        assert_eq!(merged_ramp(&parts), (4.2, 20_000));
+        let merged = part(4.2, 20_000);
+        assert!((merged.ramp_achieved().unwrap() - 20_000.0 / 4.2).abs() < 1e-9);
+        assert_eq!(merged_ramp(&[]), (0.0, 0));
+        assert_eq!(part(0.0, 5).ramp_achieved(), None);
+        assert_eq!(part(1.0, 0).ramp_achieved(), None);
+        // An outcome from before the field still reads, without a ramp.
+        let mut old = serde_json::to_value(part(2.0, 9)).unwrap();
+        old.as_object_mut().unwrap().remove("ramp_attempted");
+        let old: Outcome = serde_json::from_value(old).unwrap();
+        assert_eq!((old.ramp_attempted, old.ramp_achieved()), (0, None));
+        let back: Outcome = serde_json::from_str(&serde_json::to_string(&merged).unwrap()).unwrap();
+        assert_eq!(back.ramp_attempted, 20_000);
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub struct RunOpts {
     pub connections: u64,
 
     /// New connections per second while ramping up: 0.001 to 10000000, or
-    /// 0 (or inf) for no pacing (as fast as --max-inflight lets them).
+    /// 0 (or inf) for no pacing (as fast as --max-inflight lets them). The
+    /// summary sets the rate achieved beside it, and says why when it fell
+    /// well short.
     #[arg(long, env = "LOADGEN_RAMP", default_value_t = 10_000.0)]
     pub ramp: f64,
 
@@ -173,7 +175,14 @@ pub struct RunOpts {
 
     /// Source addresses to spread connections over: ranges, CIDRs or lists
     /// (127.0.0.2-127.0.0.40, 10.0.1.0/28, a,b,c). On loopback every 127.x
-    /// address works without configuration.
+    /// address works without configuration. A (source, target address)
+    /// pair holds at most the local port range (28,232 by default), but
+    /// past half of it each connect searches the taken ports first and the
+    /// connect rate collapses: give one address per half range (14,116) of
+    /// each target's connections, or a warning says how many would do.
+    /// Without this flag, when every target is on 127.x, loadgen picks
+    /// enough from 127.1.0.1-127.1.0.254 itself and names them in the log
+    /// and the summary.
     #[arg(long, env = "LOADGEN_SOURCE_IPS")]
     pub source_ips: Option<String>,
 

@@ -43,6 +43,15 @@ pub struct RunInfo {
     /// How long the ramp took, in seconds.
     #[serde(default)]
     pub ramp_secs: f64,
+    /// Connections per second the ramp was asked for (`--ramp`); None
+    /// when unpaced.
+    #[serde(default)]
+    pub ramp_asked: Option<f64>,
+    /// Connections per second the ramp achieved (attempted during the
+    /// ramp / its length), to set beside the asked rate; None when not
+    /// measured.
+    #[serde(default)]
+    pub ramp_achieved: Option<f64>,
     /// How long senders sent, in seconds: message rates are per second of
     /// this, not of the whole run with its ramp and drain.
     #[serde(default)]
@@ -217,7 +226,18 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
     row(&mut out, "peak", int(t.peak_connections), "");
     row(&mut out, "attempted", int(t.connects_attempted), "");
     row(&mut out, "established", int(t.connects_ok), "");
-    if run.ramp_secs > 0.0 {
+    if let (Some(achieved), true) = (run.ramp_achieved, run.ramp_secs > 0.0) {
+        // The ramp asked beside the ramp that happened.
+        let asked = run
+            .ramp_asked
+            .map_or_else(|| "unpaced".to_string(), |a| format!("asked {}/s", rate(a)));
+        let over = format!(
+            "   achieved {}/s over {:.1} s",
+            rate(achieved),
+            run.ramp_secs
+        );
+        row(&mut out, "ramp", asked, &over);
+    } else if run.ramp_secs > 0.0 {
         row(
             &mut out,
             "ramp",
@@ -652,8 +672,25 @@ mod tests {
             targets: vec!["ws://127.0.0.1:8080/".to_string()],
             source_addresses: 8,
             ramp_secs: 5.0,
+            ramp_asked: None,
+            ramp_achieved: None,
             sending_secs: 8.0,
         }
+    }
+
+    #[test]
+    fn the_ramp_asked_is_shown_beside_the_ramp_achieved() {
+        let mut r = run();
+        r.ramp_secs = 13.5;
+        r.ramp_asked = Some(5_000.0);
+        r.ramp_achieved = Some(1_412.3);
+        let s = summary(&totals(), &r);
+        let line = "  ramp                   asked 5,000/s   achieved 1,412/s over 13.5 s";
+        assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
+        r.ramp_asked = None;
+        let s = summary(&totals(), &r);
+        let line = "  ramp                         unpaced   achieved 1,412/s over 13.5 s";
+        assert!(s.lines().any(|l| l == line), "missing {line:?} in\n{s}");
     }
 
     #[test]

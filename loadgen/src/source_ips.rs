@@ -1,6 +1,7 @@
 //! The `--source-ips` set. One source address gives at most ~28k ephemeral
-//! ports towards one server address, so runs holding more connections spread
-//! them over several source addresses. On Linux every address of
+//! ports towards one server address, and connects slow down sharply past
+//! half of them ([`crate::source_plan`]), so runs holding more connections
+//! spread them over several source addresses. On Linux every address of
 //! 127.0.0.0/8 is local without any configuration, so loopback runs can use
 //! `127.0.0.2-127.0.0.40` or `127.0.1.0/24` right away; other addresses must
 //! first be assigned to an interface (`ip addr add 10.0.1.5/24 dev eth0`).

@@ -156,6 +156,44 @@ impl Workload {
         (target, source)
     }
 
+    /// How many of the first `connections` connections go to each of
+    /// `targets` targets by [`Workload::endpoints`], so that port planning
+    /// counts what the run will really do: in chat the rooms decide, and a
+    /// room count that `targets` does not divide, or a zipf spread, loads
+    /// the targets unevenly. Exact for idle, echo and uniform rooms; for
+    /// zipf rooms the expected share of each target, rounded up (the
+    /// spread meets it within a few connections).
+    pub fn target_counts(&self, connections: u64, targets: usize) -> Vec<u64> {
+        let t = targets.max(1) as u64;
+        // Of the slots 0..k, those that go to target `to` (slot mod t).
+        let below = |k: u64, to: u64| k / t + u64::from(to < k % t);
+        match (self.proto(), &self.cumulative) {
+            (None, _) => (0..t).map(|to| below(connections, to)).collect(),
+            (Some(_), None) => {
+                // Room r holds base members, one more when r < extra.
+                let (base, extra) = (connections / self.rooms, connections % self.rooms);
+                (0..t)
+                    .map(|to| {
+                        base.saturating_mul(below(self.rooms, to))
+                            .saturating_add(below(extra, to))
+                    })
+                    .collect()
+            }
+            (Some(_), Some(cumulative)) => {
+                let mut shares = vec![0.0; t as usize];
+                let mut previous = 0.0;
+                for (room, &c) in cumulative.iter().enumerate() {
+                    shares[room % t as usize] += c - previous;
+                    previous = c;
+                }
+                shares
+                    .iter()
+                    .map(|share| ((connections as f64 * share).ceil() as u64).min(connections))
+                    .collect()
+            }
+        }
+    }
+
     /// How many of the first `connections` connections the largest room
     /// (room 0) gets: exact for uniform, ceil(connections / rooms); for
     /// zipf the expected connections × its share, which the spread meets
@@ -295,6 +333,49 @@ mod tests {
         assert_eq!(p.len(), 48);
         let even = 100_000 / 48;
         assert!(p.values().all(|&n| n.abs_diff(even) <= even / 100), "{p:?}");
+    }
+
+    /// Connections per target counted one by one through `endpoints`.
+    fn counted(w: &Workload, n: u64, t: usize) -> Vec<u64> {
+        let mut counts = vec![0; t];
+        for i in 0..n {
+            counts[w.endpoints(i, t, 3).0] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn target_counts_are_what_endpoints_does() {
+        // Exact where the spread is: round robin, and uniform rooms that
+        // the targets divide or not (3 rooms on 2 targets: rooms 0 and 2
+        // meet on the first, which takes two thirds).
+        for (args, n, t) in [
+            (&["--workload", "idle"][..], 10_007u64, 3usize),
+            (&["--workload", "echo"], 5, 8),
+            (&["-c", "100000", "--rooms", "1000"], 100_000, 6),
+            (&["-c", "300", "--rooms", "3"], 300, 2),
+            (&["-c", "10000", "--rooms", "7"], 9_999, 3),
+            (&["-c", "10", "--rooms", "50"], 10, 4),
+        ] {
+            let w = workload(args);
+            let counts = w.target_counts(n, t);
+            assert_eq!(counts, counted(&w, n, t), "{args:?} {n} over {t}");
+            assert_eq!(counts.iter().sum::<u64>(), n, "{args:?}");
+        }
+        let w = workload(&["-c", "300", "--rooms", "3"]);
+        assert_eq!(w.target_counts(300, 2), vec![200, 100]);
+        assert_eq!(w.target_counts(0, 2), vec![0, 0]);
+        // Zipf: the target of the largest room takes far more than its
+        // sixth (room 1 of 100 alone is 19 %); the expectation is within a
+        // few connections of the spread.
+        let w = workload(&["-c", "100000", "--rooms", "100", "--room-dist", "zipf:1"]);
+        let counts = w.target_counts(100_000, 6);
+        let real = counted(&w, 100_000, 6);
+        for (c, r) in counts.iter().zip(&real) {
+            assert!(c.abs_diff(*r) <= 20, "{counts:?} against {real:?}");
+        }
+        assert!(counts[0] > 28_000, "{counts:?}");
+        assert_eq!(w.target_counts(100_000, 0).len(), 1);
     }
 
     #[test]

@@ -88,6 +88,8 @@ fn too_many_connections_for_one_source_address_fail_before_connecting() {
             "100000",
             "--duration",
             "2s",
+            "--source-ips",
+            "127.0.0.1",
         ],
         LIMIT,
     );
@@ -114,6 +116,8 @@ fn one_process_names_the_open_file_limit_and_the_way_around_it() {
             "2s",
             "--processes",
             "1",
+            "--source-ips",
+            "127.0.0.1",
         ],
         LIMIT,
     );
@@ -128,11 +132,28 @@ fn one_process_names_the_open_file_limit_and_the_way_around_it() {
 #[test]
 fn the_port_range_is_the_limit_per_source_address() {
     let max = ports();
-    assert_passed_the_check(&zero_length_run(max, &[]), max);
+    // One address named: without --source-ips, loopback runs get enough
+    // addresses picked for them (loadgen::source_plan).
+    let one = ["--source-ips", "127.0.0.1"];
+    assert_passed_the_check(&zero_length_run(max, &one), max);
     assert_refused(
-        &zero_length_run(max + 1, &[]),
+        &zero_length_run(max + 1, &one),
         "--source-ips 127.0.0.2-127.0.0.3",
     );
+    // Picked: 3 addresses, none past half the range, named in the summary.
+    let picked = zero_length_run(max + 1, &[]);
+    assert_passed_the_check(&picked, max + 1);
+    for says in [
+        "from 3 source addresses",
+        "source addresses 127.1.0.1-127.1.0.3 picked automatically (no --source-ips, every \
+         target on loopback)",
+    ] {
+        assert!(
+            picked.stdout.contains(says),
+            "{says:?}: {}",
+            picked.describe()
+        );
+    }
     let two = ["--source-ips", "127.0.0.2-127.0.0.3"];
     assert_passed_the_check(&zero_length_run(max + 1, &two), max + 1);
     assert_refused(
@@ -152,4 +173,43 @@ fn the_open_file_limit_is_the_limit_per_process() {
         );
         assert_passed_the_check(&zero_length_run(max + 1, &["--processes", "2"]), max + 1);
     }
+}
+
+/// Chat spreads connections by room (room mod targets), so with zipf rooms
+/// the target of the largest rooms takes far more than an even share: with
+/// zipf:1 over 100 rooms the first of six targets gets about 29 %. Five
+/// port ranges' worth over six targets would fit one source address if
+/// shared evenly (83 % of the range each), but the first target's 41,000
+/// do not: the check counts that target's pairs.
+#[test]
+fn a_target_crowded_by_its_rooms_is_judged_by_its_own_count() {
+    let n = (5 * ports()).to_string();
+    let mut ports_seen = std::collections::BTreeSet::new();
+    while ports_seen.len() < 6 {
+        ports_seen.insert(closed_port());
+    }
+    let urls: Vec<String> = ports_seen
+        .iter()
+        .map(|p| format!("ws://127.0.0.1:{p}/"))
+        .collect();
+    let run = run(
+        &[
+            "run",
+            &urls.join(","),
+            "--connections",
+            &n,
+            "--rooms",
+            "100",
+            "--room-dist",
+            "zipf:1",
+            "--source-ips",
+            "127.0.0.1",
+            "--duration",
+            "0s",
+            "--progress",
+            "never",
+        ],
+        LIMIT,
+    );
+    assert_refused(&run, "need 2 source addresses for 6 targets");
 }

@@ -115,3 +115,73 @@ fn upgrades_in_flight_never_exceed_the_cap() {
         "{N} slow upgrades {CAP} at a time answered within {span:?}: {why}"
     );
 }
+
+/// The summary's ramp line, e.g. `ramp  asked 200/s  achieved 198/s over
+/// 1.5 s`, split into (asked, achieved, seconds).
+fn ramp_line(stdout: &str) -> Option<(String, f64, f64)> {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("ramp "))?;
+    let rest = line.trim_start().strip_prefix("ramp")?.trim_start();
+    let (asked, rest) = rest.split_once("achieved")?;
+    let (achieved, secs) = rest.split_once("/s over")?;
+    let number = |s: &str| s.trim().replace(',', "").parse::<f64>().ok();
+    Some((
+        asked.trim().to_string(),
+        number(achieved)?,
+        number(secs.trim().strip_suffix(" s")?)?,
+    ))
+}
+
+/// The ramp asked is shown beside the ramp achieved, in the summary and
+/// in `--json`, for one process and for two (whose attempts add up over
+/// the longest of their ramps: 300 at 200/s is 200/s, not each worker's
+/// 100/s). 300 connections from loopback stay far below half the port
+/// range, so no source addresses are picked.
+#[test]
+fn the_summary_and_the_report_show_the_asked_and_the_achieved_ramp() {
+    const N: u64 = 300;
+    const RAMP: f64 = 200.0;
+    let server = RawServer::start(Behaviour::Echo);
+    for processes in ["1", "2"] {
+        let run = run_json(
+            &[
+                "run",
+                &server.url(),
+                "--workload",
+                "idle",
+                "-c",
+                &N.to_string(),
+                "--ramp",
+                &RAMP.to_string(),
+                "--duration",
+                "3s",
+                "--processes",
+                processes,
+                "--progress",
+                "never",
+            ],
+            Duration::from_secs(30),
+        );
+        run.assert_code(0);
+        let why = run.describe();
+        let (asked, achieved, secs) =
+            ramp_line(&run.stdout).unwrap_or_else(|| panic!("no ramp line: {why}"));
+        assert_eq!(asked, "asked 200/s", "{why}");
+        // Ideally 300 over 1.495 s plus the last connect.
+        assert!((150.0..=215.0).contains(&achieved), "{achieved}: {why}");
+        assert!((1.3..=2.0).contains(&secs), "{secs}: {why}");
+        let report = run.json.as_ref().unwrap();
+        let info = &report["run"];
+        assert_eq!(info["ramp_asked"].as_f64(), Some(RAMP), "{why}");
+        let in_json = info["ramp_achieved"].as_f64().unwrap_or(0.0);
+        assert!((in_json - achieved).abs() <= 1.0, "{in_json}: {why}");
+        assert!(
+            run.stdout
+                .contains("from the kernel's choice of source address"),
+            "{why}"
+        );
+        assert!(!run.stdout.contains("picked automatically"), "{why}");
+        assert!(!run.stdout.contains("the ramp achieved"), "{why}");
+    }
+}

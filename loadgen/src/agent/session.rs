@@ -203,6 +203,12 @@ async fn prepare(phase: usize, mut job: PhaseJob, shared: &Shared) -> anyhow::Re
         if let Some(why) = allow::refused(&allow, &targets) {
             anyhow::bail!(why);
         }
+        // A share crowding one (source, target) pair past half the port
+        // range is warned about in the agent's log; the coordinator chose
+        // the addresses, so none are picked here. Errors are Plan::new's.
+        if let Ok(sources) = crate::source_plan::for_run(&job.opts, job.count, false) {
+            sources.log();
+        }
         let processes = multiproc::processes_for_share(Processes::Auto, job.count, nofile);
         let plan = Plan::new(&job.opts, job.count, processes)
             .context("this agent cannot take its share")?;
