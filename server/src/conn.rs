@@ -161,6 +161,12 @@ impl Conn {
         }
     }
 
+    /// Whether work waits to be taken: a hint for the owning task, which
+    /// takes under the lock anyway (its own pushes are seen on its thread).
+    pub fn has_work(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     /// Ready when there is work to `take` (`frames_wanted`), or only when a
     /// close was asked for (the task is still writing earlier frames);
     /// otherwise arranges a wake-up.

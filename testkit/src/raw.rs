@@ -190,6 +190,50 @@ impl RawClient {
         self.recv_within(WAIT).await
     }
 
+    /// Asks the kernel to stamp every segment this socket receives
+    /// (`SO_TIMESTAMPNS`: the real-time clock when the segment entered the
+    /// host's stack). On loopback that happens inside the sender's write
+    /// call, so the stamps of copies written by one server thread give the
+    /// order it wrote them in, however late the test reads them. The first
+    /// socket to ask switches stamping on asynchronously: see
+    /// `await_receive_stamps`.
+    #[cfg(target_os = "linux")]
+    pub fn stamp_receives(&self) -> anyhow::Result<()> {
+        use std::os::fd::AsRawFd;
+        enable_stamps(self.stream.as_raw_fd())
+    }
+
+    /// The next frame and the kernel's receive stamp (see `stamp_receives`,
+    /// which must be on) of the last segment taken by the read that
+    /// completed it: the frame's own when nothing was queued behind it.
+    /// Frames already read without a stamp are an error, not a guess.
+    #[cfg(target_os = "linux")]
+    pub async fn recv_stamped(&mut self) -> anyhow::Result<(RawFrame, Duration)> {
+        use std::os::fd::AsRawFd;
+        if !self.frames.is_empty() {
+            bail!("a frame was already read without its receive stamp");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut buf = vec![0u8; 64 * 1024];
+        let fd = self.stream.as_raw_fd();
+        loop {
+            let read = self.stream.async_io(tokio::io::Interest::READABLE, || {
+                recv_with_stamp(fd, &mut buf)
+            });
+            let (n, stamp) = tokio::time::timeout_at(deadline, read)
+                .await
+                .context("nothing received in time")??;
+            if n == 0 {
+                bail!("EOF waiting for a stamped frame");
+            }
+            self.feed(&mut buf[..n])?;
+            if let Some(frame) = self.frames.pop_front() {
+                let stamp = stamp.context("no receive stamp: call stamp_receives first")?;
+                return Ok((frame, stamp));
+            }
+        }
+    }
+
     /// Reads until the server's close frame, skipping other frames,
     /// answers it (echoing the code, as RFC 6455 asks) and returns its
     /// code. EOF before a close frame is an error.
@@ -311,4 +355,99 @@ pub async fn upgrade_status(addr: SocketAddr, path_and_query: &str) -> anyhow::R
     })
     .await
     .context("no upgrade answer in time")?
+}
+
+/// One `recvmsg` into `buf`; the byte count and the `SCM_TIMESTAMPNS`
+/// stamp (since the Unix epoch) if the kernel attached one.
+#[cfg(target_os = "linux")]
+fn recv_with_stamp(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<Duration>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // u64s: control messages need the alignment of `cmsghdr`.
+    let mut control = [0u64; 16];
+    // SAFETY: an all-zero msghdr is valid (no name, no buffers).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the lengths it states.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: the CMSG_* walk stays within the control buffer the kernel
+    // filled (it set msg_controllen), and the stamp is read unaligned.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                stamp = Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, stamp))
+}
+
+#[cfg(target_os = "linux")]
+fn enable_stamps(fd: std::os::fd::RawFd) -> anyhow::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on an open socket, with an int-sized value.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("SO_TIMESTAMPNS");
+    }
+    Ok(())
+}
+
+/// Waits until the kernel stamps received segments at all. Asking for
+/// stamps on a socket is immediate, but when no socket had asked before,
+/// Linux switches stamping on through deferred work (`net_enable_timestamp`),
+/// and segments arriving meanwhile come unstamped. Probes with a loopback
+/// pair of its own; once on, stamping stays on while any socket asks.
+#[cfg(target_os = "linux")]
+pub async fn await_receive_stamps() -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (tx, accepted) = tokio::join!(
+        TcpStream::connect(listener.local_addr()?),
+        listener.accept()
+    );
+    let (mut tx, (rx, _)) = (tx?, accepted?);
+    enable_stamps(rx.as_raw_fd())?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut buf = [0u8; 64];
+    loop {
+        tx.write_all(b"?").await?;
+        let read = rx.async_io(tokio::io::Interest::READABLE, || {
+            recv_with_stamp(rx.as_raw_fd(), &mut buf)
+        });
+        let (_, stamp) = tokio::time::timeout_at(deadline, read)
+            .await
+            .context("the probe's byte did not arrive")??;
+        if stamp.is_some() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the kernel did not start stamping received segments within {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
