@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use loadgen::signals::StopSignals;
+use promhttp::MetricsUrl;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::client;
 use crate::live::Live;
@@ -125,6 +126,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         stop_lab(&mut lab).await;
         bail!("no target: the scenario has no target.urls; give --target URL or run with --local");
     }
+    let server_metrics = match server_metrics_url(s, lab.as_ref(), args.targets.is_empty()) {
+        Ok(url) => url,
+        Err(e) => {
+            stop_lab(&mut lab).await;
+            return Err(e);
+        }
+    };
+    if let Some(url) = &server_metrics {
+        eprintln!("server metrics: {url}, sampled every second of every phase");
+    }
 
     let result = drive(
         &args,
@@ -133,6 +144,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         &token,
         urls,
         lab.is_some() && args.local,
+        server_metrics,
     )
     .await;
     stop_lab(&mut lab).await;
@@ -164,6 +176,7 @@ async fn drive(
     token: &str,
     urls: Vec<String>,
     local: bool,
+    server_metrics: Option<MetricsUrl>,
 ) -> anyhow::Result<Results> {
     let s = &loaded.scenario;
     let (events_tx, events) = mpsc::unbounded_channel();
@@ -214,12 +227,45 @@ async fn drive(
         },
         urls,
         room_prefix: local::random_token()[..6].to_string() + "-",
+        server_metrics,
     };
     Ok(
         Runner::new(setup, members, events, signals.watch(), &progress, &live)
             .run()
             .await,
     )
+}
+
+/// Whose metrics the phases sample: the server started here when the
+/// agents load it (`local_is_target`), else the scenario's
+/// `server_metrics`, else nobody's.
+fn server_metrics_url(
+    s: &Scenario,
+    lab: Option<&LocalLab>,
+    local_is_target: bool,
+) -> anyhow::Result<Option<MetricsUrl>> {
+    if let Some(url) = lab.and_then(|l| l.server_url.as_ref()) {
+        if local_is_target {
+            let Some(addr) = lab.and_then(|l| l.server_metrics) else {
+                warn!("the local server {url} has no metrics endpoint: the report shows the clients only");
+                return Ok(None);
+            };
+            if let Some(given) = &s.server_metrics {
+                eprintln!(
+                    "server_metrics {given} is not scraped: this run loads the server it started"
+                );
+            }
+            let url = format!("http://{addr}/metrics");
+            return url
+                .parse()
+                .map(Some)
+                .with_context(|| format!("the local server's metrics endpoint {url}"));
+        }
+    }
+    s.server_metrics
+        .as_deref()
+        .map(|url| url.parse().context("server_metrics"))
+        .transpose()
 }
 
 /// The most connections each of `n` equal local agents holds in any phase.

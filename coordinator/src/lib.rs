@@ -5,7 +5,8 @@
 //! is `coordinator run` from file to verdict: `local` starts the lab on
 //! this machine, `client` speaks the control channel to one agent, `split`
 //! shares a phase out, `run` drives the phases across all agents and
-//! merges; `progress` shows the run live, `live` exposes it to Prometheus;
+//! merges, while `server_metrics` samples the server's own endpoint;
+//! `progress` shows the run live, `live` exposes it to Prometheus;
 //! `results`, `report` and `summary` write results.json, report.html and
 //! the closing text.
 
@@ -20,6 +21,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod server_metrics;
 pub mod split;
 pub mod summary;
 pub mod threshold;

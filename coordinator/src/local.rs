@@ -24,6 +24,7 @@ pub struct LocalLab {
     children: Vec<(String, Child)>,
     /// ws://127.0.0.1:PORT/ when a server was started.
     pub server_url: Option<String>,
+    /// The started server's Prometheus endpoint (host:port).
     pub server_metrics: Option<SocketAddr>,
     /// Control addresses of the agents, in order.
     pub agents: Vec<String>,
@@ -123,7 +124,10 @@ impl LocalLab {
     async fn start_all(&mut self, plan: &LocalPlan<'_>) -> anyhow::Result<()> {
         if plan.start_server {
             let mut cmd = Command::new(plan.bin_dir.join("server"));
-            cmd.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]);
+            // Its metrics endpoint on a free loopback port, whatever the
+            // environment says: the coordinator samples it for the report.
+            cmd.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+                .env_remove("SERVER_NO_METRICS");
             let line = self.spawn("server", cmd, plan.logs).await?;
             let ready: server::ready::ReadyLine = line
                 .parse()

@@ -97,6 +97,77 @@ pub struct PhaseResult {
     #[serde(default)]
     pub saturation: Saturation,
     pub agents: Vec<AgentPhase>,
+    /// The server's own figures over the phase, when its metrics endpoint
+    /// was known (always in `--local` runs; `server_metrics` in the
+    /// scenario otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSeries>,
+}
+
+/// What the server's metrics endpoint said during one phase, sampled about
+/// once a second from the phase's start to its end.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerSeries {
+    /// The endpoint scraped.
+    pub url: String,
+    /// Scrapes attempted, failed ones included.
+    pub scrapes: u64,
+    /// Scrapes that gave no figures (refused, timed out, not an
+    /// exposition); the run goes on without them.
+    pub scrape_failures: u64,
+    /// What the first failed scrape said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    /// One per successful scrape, in time order.
+    pub samples: Vec<ServerSample>,
+    /// From the first successful scrape to the last.
+    #[serde(default)]
+    pub totals: ServerTotals,
+}
+
+/// One scrape. Rates and CPU are over the span since the previous
+/// successful scrape, so the first sample of a phase has none; a figure
+/// the server does not export, or a counter that went backwards (a
+/// restart), is left out rather than shown as zero.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSample {
+    /// Seconds since the phase started, the clock of the clients'
+    /// `intervals[].at_secs`: the middle of the scrape's request and
+    /// answer.
+    pub at_secs: f64,
+    /// Percent of one core (`process_cpu_seconds_total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// `process_resident_memory_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    /// `chat_connections_open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// `chat_messages_received_total`, all labels together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_in_per_sec: Option<f64>,
+    /// `chat_messages_sent_total`, all labels together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_out_per_sec: Option<f64>,
+    /// `chat_messages_dropped_total`, all labels together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops_per_sec: Option<f64>,
+}
+
+/// Counter increases between the phase's first and last successful
+/// scrape; `None` when fewer than two scrapes read the counter or it went
+/// backwards.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTotals {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_in: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_out: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<f64>,
 }
 
 /// One agent's part of one phase.

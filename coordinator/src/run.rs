@@ -7,6 +7,9 @@
 //! seconds are merged as they complete; at the end its Done carries the
 //! HDR histograms, and the phase's totals are their exact merge.
 //!
+//! When the server's metrics endpoint is known, a [`Scraper`] samples it
+//! from each phase's start to its end, on the same clock.
+//!
 //! Nothing here waits without a bound: Prepare, the phase itself and the
 //! stop after SIGINT or SIGTERM all have deadlines, and an agent that goes
 //! silent or drops its connection is reported by name and handled as the
@@ -30,6 +33,7 @@ use crate::live::Live;
 use crate::progress::Progress;
 use crate::results::{AgentPhase, AgentResult, PhaseResult, Results, ScenarioInfo, ThresholdResult};
 use crate::scenario::schema::{OnAgentFailure, Scenario};
+use crate::server_metrics::Scraper;
 use crate::split;
 use crate::threshold;
 
@@ -58,6 +62,8 @@ pub struct RunSetup<'a> {
     pub info: ScenarioInfo,
     pub urls: Vec<String>,
     pub room_prefix: String,
+    /// The server's Prometheus endpoint, sampled during every phase.
+    pub server_metrics: Option<promhttp::MetricsUrl>,
 }
 
 /// Where a phase stands with one agent.
@@ -228,6 +234,11 @@ impl<'a> Runner<'a> {
             }
         }
         let started = Instant::now();
+        let scraper = self
+            .setup
+            .server_metrics
+            .clone()
+            .map(|url| Scraper::start(url, started));
         self.progress.phase_started(
             index,
             scenario.phases.len(),
@@ -320,6 +331,9 @@ impl<'a> Runner<'a> {
             }
         }
         result.intervals.extend(merger.finish());
+        if let Some(scraper) = scraper {
+            result.server = Some(scraper.finish().await);
+        }
         result.interrupted = self.halted;
         self.progress.phase_done();
         self.finish_phase(&mut result, &jobs, &mut outcomes, &mut series);

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use loadgen::printer::{self, RunInfo};
 
-use crate::results::{PhaseResult, Results};
+use crate::results::{PhaseResult, Results, ServerSample, ServerSeries};
 
 pub fn render(results: &Results) -> String {
     let mut out = String::new();
@@ -43,6 +43,9 @@ pub fn render(results: &Results) -> String {
             }
             out.push('\n');
         }
+        if let Some(server) = &phase.server {
+            out.push_str(&server_line(server));
+        }
     }
     if !results.thresholds.is_empty() {
         let _ = writeln!(out, "\nThresholds");
@@ -74,6 +77,33 @@ pub fn render(results: &Results) -> String {
         }
     );
     out
+}
+
+/// The server's busiest figures of the phase and how its scrapes went.
+fn server_line(s: &ServerSeries) -> String {
+    let peak = |f: fn(&ServerSample) -> Option<f64>| {
+        s.samples
+            .iter()
+            .filter_map(f)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
+    };
+    let mut line = String::from("\nServer");
+    if let Some(cpu) = peak(|x| x.cpu_percent) {
+        let _ = write!(line, "  cpu max {cpu:.0}%");
+    }
+    if let Some(rss) = peak(|x| x.rss_bytes.map(|b| b as f64)) {
+        let _ = write!(line, "  rss max {:.1} MiB", rss / 1048576.0);
+    }
+    if let Some(c) = peak(|x| x.connections.map(|c| c as f64)) {
+        let _ = write!(line, "  connections max {}", printer::int(c as u64));
+    }
+    let _ = writeln!(
+        line,
+        "  ({} scrapes of {}, {} failed)",
+        s.scrapes, s.url, s.scrape_failures
+    );
+    line
 }
 
 fn run_info(results: &Results, phase: &PhaseResult) -> RunInfo {

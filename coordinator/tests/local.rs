@@ -1,14 +1,14 @@
 //! The README's main command, `coordinator run scenarios/smoke.yaml
 //! --local`, exactly as shipped: it starts the server and its agents, runs,
-//! passes, writes a report, serves its live figures to Prometheus, and
-//! leaves nothing running behind.
+//! passes, samples the server's own metrics, writes a report, serves its
+//! live figures to Prometheus, and leaves nothing running behind.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coordinator::results::Results;
+use coordinator::results::{Results, ServerSample};
 use loadgen::stats::Latency;
 use testkit::prom::Exposition;
 
@@ -163,7 +163,63 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
         (live - whole).abs() <= whole * 0.05,
         "live lines sum to {live}, the run received {whole} copies"
     );
+
+    // The server's side: scraped from the server the run started, once a
+    // second over the phase (10 s, a 2 s drain, the closes).
+    let server = results.phases[0]
+        .server
+        .as_ref()
+        .expect("results.json has the server's samples");
+    assert!(
+        server.url.starts_with("http://127.0.0.1:") && server.url.ends_with("/metrics"),
+        "{}",
+        server.url
+    );
+    let samples = &server.samples;
+    assert!(
+        samples.len() >= 10 && server.scrape_failures * 4 <= server.scrapes,
+        "{server:?}"
+    );
+    assert!(samples[0].at_secs < 1.0, "{:?}", samples[0]);
+    assert!(samples.windows(2).all(|w| w[0].at_secs < w[1].at_secs));
+    let last_interval = results.phases[0].intervals.last().unwrap().at_secs;
+    assert!(
+        samples.last().unwrap().at_secs < last_interval + 3.0,
+        "the samples share the clients' clock: {:?} vs {last_interval}",
+        samples.last()
+    );
+    let highest =
+        |f: fn(&ServerSample) -> Option<f64>| samples.iter().filter_map(f).fold(0.0, f64::max);
+    assert_eq!(
+        highest(|s| s.connections.map(|c| c as f64)),
+        3000.0,
+        "{server:?}"
+    );
+    assert!(highest(|s| s.cpu_percent) > 0.0, "{server:?}");
+    assert!(
+        highest(|s| s.rss_bytes.map(|b| b as f64)) > 1e6,
+        "{server:?}"
+    );
+    assert!(highest(|s| s.messages_in_per_sec) > 0.0, "{server:?}");
+    // 600 messages a second to rooms of 100: tens of thousands of copies
+    assert!(highest(|s| s.messages_out_per_sec) > 10_000.0, "{server:?}");
+    assert!(server.totals.messages_out.unwrap() >= totals.messages_received as f64 * 0.5);
+    assert!(
+        server.totals.drops.is_some(),
+        "the drop counter was read: {server:?}"
+    );
+
     assert!(html.contains("<svg"));
+    let server_part = html
+        .split("id=\"phase-0-server\"")
+        .nth(1)
+        .expect("the report has the server section")
+        .split("<h3>Latency distributions</h3>")
+        .next()
+        .unwrap();
+    assert_eq!(server_part.matches("<svg").count(), 6, "{server_part}");
+    assert!(server_part.contains(&format!("<code>{}</code>", server.url)));
+    assert!(stdout.contains("\nServer  cpu max "), "{stdout}");
     for log in ["server.log", "local-1.log"] {
         assert!(out_dir.join("logs").join(log).is_file(), "{log}");
     }

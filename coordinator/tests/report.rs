@@ -1,8 +1,9 @@
 //! report.html from a realistic `Results`: two phases of three agents,
 //! thirty one-second intervals each, with HDR histograms recorded from
-//! synthetic latency samples through loadgen's own types. The page is
-//! checked as text, and rendered by a real headless Chromium when one is
-//! installed (required when REQUIRE_CHROMIUM=1).
+//! synthetic latency samples through loadgen's own types, and the server's
+//! side scraped once a second. The page is checked as text, and rendered
+//! by a real headless Chromium when one is installed (required when
+//! REQUIRE_CHROMIUM=1).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use coordinator::report;
 use coordinator::results::{
-    AgentPhase, AgentResult, Figures, PhaseResult, Results, ScenarioInfo, ThresholdResult,
+    AgentPhase, AgentResult, Figures, PhaseResult, Results, ScenarioInfo, ServerSample,
+    ServerSeries, ServerTotals, ThresholdResult,
 };
 use hdrhistogram::Histogram;
 use loadgen::multiproc::merge_interval;
@@ -21,9 +23,16 @@ use loadgen::stats::{new_histogram, Interval, IntervalLatency, Latency, LatencyH
 const HOSTILE_NAME: &str = "smoke <script>alert(1)</script>";
 const HOSTILE_AGENT: &str = "agent-\"c\"<b>&";
 const PHASE_SECS: u64 = 30;
-/// Each fixture phase draws three time charts and one distribution per
-/// latency kind with samples (connect, round trip, fan-out).
-const CHARTS_PER_PHASE: usize = 6;
+/// Each fixture phase draws four time charts (connections, messages sent,
+/// messages received, latency) and one distribution per latency kind with
+/// samples (connect, round trip, fan-out)...
+const CLIENT_CHARTS: usize = 7;
+/// ...and six of the server: CPU, memory, connections, messages in, out
+/// and drops.
+const SERVER_CHARTS: usize = 6;
+const CHARTS_PER_PHASE: usize = CLIENT_CHARTS + SERVER_CHARTS;
+/// Every time chart's x-axis title.
+const TIME_AXIS: &str = "time since phase start (s)";
 
 /// xorshift64*: the same samples every run, no dependency.
 struct Rng(u64);
@@ -223,6 +232,66 @@ fn figures_of(t: &Totals) -> Figures {
     ])
 }
 
+/// The server's side of a phase as the coordinator scrapes it: a sample
+/// 50 ms into each second from the phase's start until a second after
+/// the clients' last interval (the closes), the counters following what
+/// the clients did.
+fn server_series(phase: &PhaseResult, spike: Option<(u64, u64)>) -> ServerSeries {
+    let mut samples = Vec::new();
+    let mut totals = ServerTotals {
+        cpu_seconds: Some(0.0),
+        messages_in: Some(0.0),
+        messages_out: Some(0.0),
+        drops: Some(0.0),
+    };
+    let add = |total: &mut Option<f64>, v: Option<f64>| {
+        if let (Some(t), Some(v)) = (total.as_mut(), v) {
+            *t += v;
+        }
+    };
+    for i in 0..=PHASE_SECS + 1 {
+        let iv = (1..=PHASE_SECS)
+            .contains(&i)
+            .then(|| &phase.intervals[i as usize - 1]);
+        let open = iv.map_or(0, |iv| iv.open_connections);
+        let slow = matches!(spike, Some((from, to)) if (from..=to).contains(&i));
+        let (cpu, msgs_in, msgs_out, drops) = if i == 0 {
+            (None, None, None, None)
+        } else {
+            let sent = iv.map_or(0, |iv| iv.messages_sent) as f64;
+            let received = iv.map_or(0, |iv| iv.messages_received) as f64;
+            let cpu = (2.0 + open as f64 / 150.0 + received / 500.0) * if slow { 1.6 } else { 1.0 };
+            (
+                Some(cpu),
+                Some(sent),
+                Some(received + open as f64 / 60.0),
+                Some(if slow { 3.0 } else { 0.0 }),
+            )
+        };
+        add(&mut totals.cpu_seconds, cpu.map(|c| c / 100.0));
+        add(&mut totals.messages_in, msgs_in);
+        add(&mut totals.messages_out, msgs_out);
+        add(&mut totals.drops, drops);
+        samples.push(ServerSample {
+            at_secs: i as f64 + 0.05,
+            cpu_percent: cpu,
+            rss_bytes: Some(18 * 1048576 + open * 11 * 1024),
+            connections: Some(open),
+            messages_in_per_sec: msgs_in,
+            messages_out_per_sec: msgs_out,
+            drops_per_sec: drops,
+        });
+    }
+    ServerSeries {
+        url: "http://127.0.0.1:9090/metrics".to_string(),
+        scrapes: samples.len() as u64 + 1,
+        scrape_failures: 1,
+        first_error: Some("no answer within 2s <slow>".to_string()),
+        samples,
+        totals,
+    }
+}
+
 fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> PhaseResult {
     let parts: Vec<AgentPhase> = agents
         .iter()
@@ -244,7 +313,7 @@ fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> Ph
         .map(|a| (a.intervals.as_slice(), a.threads))
         .collect();
     let saturation = Saturation::judge_parts(&intervals, &series);
-    PhaseResult {
+    let mut phase = PhaseResult {
         index,
         name: plan.name.to_string(),
         duration_secs: PHASE_SECS as f64,
@@ -258,7 +327,10 @@ fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> Ph
         agents: parts,
         ramp_secs: 3.0,
         sending_secs: PHASE_SECS as f64 - 3.0,
-    }
+        server: None,
+    };
+    phase.server = Some(server_series(&phase, plan.spike));
+    phase
 }
 
 fn quiet(cpu: f64) -> AgentPlan {
@@ -412,10 +484,23 @@ fn assert_self_contained(html: &str) {
             );
         }
     }
+    // URLs shown as text (the server's metrics endpoint, in <code>) are
+    // not loaded; anywhere else they would be.
+    let mut outside_code = String::new();
+    let mut rest = html;
+    while let Some(at) = rest.find("<code>") {
+        outside_code.push_str(&rest[..at]);
+        let text = &rest[at..];
+        let end = text.find("</code>").expect("<code> closed");
+        let inside = &text["<code>".len()..end];
+        assert!(!inside.contains('<'), "markup in <code>: {inside}");
+        rest = &text[end..];
+    }
+    outside_code.push_str(rest);
     for external in [
         "http://", "https://", "url(", "@import", "<link", "<script", "<iframe",
     ] {
-        assert!(!html.contains(external), "page contains {external}");
+        assert!(!outside_code.contains(external), "page contains {external}");
     }
 }
 
@@ -433,6 +518,12 @@ fn fixture_report_has_every_chart_table_and_escaped_text() {
     assert_eq!(html.matches("<svg").count(), 2 * CHARTS_PER_PHASE);
     for phase in html.split("<section class=\"phase\"").skip(1) {
         assert_eq!(phase.matches("<svg").count(), CHARTS_PER_PHASE);
+        let server = section(
+            phase,
+            "<div class=\"server\"",
+            "<h3>Latency distributions</h3>",
+        );
+        assert_eq!(server.matches("<svg").count(), SERVER_CHARTS);
         // every chart drew at least one line and has an accessible name
         for svg in phase.split("<svg").skip(1) {
             assert!(svg.contains("<polyline"), "{}", &svg[..200]);
@@ -521,7 +612,15 @@ fn idle_empty_and_broken_phases_say_no_samples() {
     r.phases[0].agents[1].totals = None;
     r.phases[0].agents[1].failure = Some("control connection closed: <eof>".into());
     r.phases[0].agents[2].agent = 17; // not in the agent list
-                                      // phase 1: an idle workload: no messages, only connect latency
+                                      // and the server's endpoint never answered
+    r.phases[0].server = Some(ServerSeries {
+        url: "http://10.0.0.9:9090/metrics?x=<y>".to_string(),
+        scrapes: 12,
+        scrape_failures: 12,
+        first_error: Some("connecting: Connection refused <os error 111>".to_string()),
+        ..ServerSeries::default()
+    });
+    // phase 1: an idle workload: no messages, only connect latency
     let idle = &mut r.phases[1];
     idle.totals.messages_sent = 0;
     idle.totals.messages_received = 0;
@@ -547,6 +646,11 @@ fn idle_empty_and_broken_phases_say_no_samples() {
     idle.agents[0].saturation.loadgen_cpu_max = f64::NAN;
     idle.agents[0].threads = 0;
     idle.figures.insert("weird".into(), f64::NEG_INFINITY);
+    let server = idle.server.as_mut().unwrap();
+    server.samples[2].at_secs = f64::NAN;
+    server.samples[3].cpu_percent = Some(f64::INFINITY);
+    server.samples[4].rss_bytes = Some(u64::MAX);
+    server.totals.cpu_seconds = Some(f64::NAN);
     r.thresholds[0].value = Some(f64::NAN);
 
     let html = report::render(&r);
@@ -555,8 +659,23 @@ fn idle_empty_and_broken_phases_say_no_samples() {
 
     let empty = section(&html, "id=\"phase-0\"", "</section>");
     assert_eq!(empty.matches("<svg").count(), 0);
-    // three time charts, one distribution placeholder, the latency table
-    assert_eq!(empty.matches("no samples").count(), 5);
+    // four time charts, one distribution placeholder, the latency table
+    assert_eq!(empty.matches("no samples").count(), 6);
+    let server = section(
+        empty,
+        "id=\"phase-0-server\"",
+        "<h3>Latency distributions</h3>",
+    );
+    assert!(
+        server.contains("12 scrapes, <span class=\"warn\">12 failed</span>"),
+        "{server}"
+    );
+    assert!(
+        server.contains("Connection refused &lt;os error 111&gt;"),
+        "{server}"
+    );
+    assert!(server.contains("<code>http://10.0.0.9:9090/metrics?x=&lt;y&gt;</code>"));
+    assert!(empty.contains("No scrape succeeded"));
     assert!(empty.contains("&lt;eof&gt;"));
     assert!(empty.contains("agent #17"));
     let failed_row = section(empty, "<tr class=\"failed\">", "</tr>");
@@ -567,11 +686,198 @@ fn idle_empty_and_broken_phases_say_no_samples() {
     );
 
     let idle = section(&html, "id=\"phase-1\"", "</section>");
-    // connections, connect latency over time, connect distribution
-    assert_eq!(idle.matches("<svg").count(), 3);
-    assert!(idle.contains("no messages in this phase"));
+    // connections, connect latency over time, connect distribution, and
+    // the server's
+    assert_eq!(idle.matches("<svg").count(), 3 + SERVER_CHARTS);
+    assert!(idle.contains("no messages sent in this phase"));
+    assert!(idle.contains("no messages received in this phase"));
     assert!(idle.contains("connect p99"));
     assert!(!idle.contains("round trip p99"));
+}
+
+/// The `<svg>...</svg>` elements of `html`, in page order.
+fn charts(html: &str) -> Vec<&str> {
+    html.split("<svg")
+        .skip(1)
+        .map(|s| &s[..s.find("</svg>").expect("closed svg")])
+        .collect()
+}
+
+/// The legend entries of a chart.
+fn legend(svg: &str) -> Vec<&str> {
+    let g = section(svg, "<g class=\"legend\"", "</g>");
+    g.split("</text>")
+        .filter_map(|t| t.rsplit_once('>').map(|(_, name)| name))
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Every (x, y) of every polyline of a chart, in SVG units.
+fn line_points(svg: &str) -> Vec<(f64, f64)> {
+    svg.split("<polyline")
+        .skip(1)
+        .flat_map(|p| {
+            let coords = section(p, "points=\"", "\"/>").trim_start_matches("points=\"");
+            coords.split(' ').map(|pair| {
+                let (x, y) = pair.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+        })
+        .collect()
+}
+
+/// The plot frame's top and bottom, from `<path d="M{l} {t}V{b}H{r}"`.
+fn plot_top_bottom(svg: &str) -> (f64, f64) {
+    let at = svg.find("<path d=\"M").expect("a frame") + "<path d=\"M".len();
+    let d = svg[at..].split('"').next().unwrap();
+    let (_, rest) = d.split_once(' ').unwrap();
+    let (top, rest) = rest.split_once('V').unwrap();
+    let bottom = rest.split_once('H').unwrap().0;
+    (top.parse().unwrap(), bottom.parse().unwrap())
+}
+
+#[test]
+fn sent_and_received_messages_have_an_axis_each() {
+    let html = report::render(&fixture());
+    for (slot, phase) in html.split("<section class=\"phase\"").skip(1).enumerate() {
+        let all = charts(phase);
+        let with = |name: &str| -> Vec<&&str> {
+            all.iter()
+                .filter(|svg| legend(svg).contains(&name))
+                .collect()
+        };
+        let (sent, received) = (with("sent"), with("received"));
+        assert_eq!(sent.len(), 1, "phase {slot}: one chart of messages sent");
+        assert_eq!(
+            received.len(),
+            1,
+            "phase {slot}: one chart of messages received"
+        );
+        assert_ne!(
+            sent[0], received[0],
+            "phase {slot}: sent and received share an axis"
+        );
+        // Each line uses its axis: from the ramp's first second to the
+        // steady state it climbs most of the plot's height. (On one axis
+        // with the received copies, ten times as many, sent stayed in the
+        // bottom tenth.)
+        for svg in [sent[0], received[0]] {
+            let (top, bottom) = plot_top_bottom(svg);
+            let ys: Vec<f64> = line_points(svg).iter().map(|p| p.1).collect();
+            let highest = ys.iter().copied().fold(f64::INFINITY, f64::min);
+            assert!(
+                bottom - highest > 0.6 * (bottom - top),
+                "phase {slot}: {:?}: the line reaches {highest} of {top}..{bottom}",
+                legend(svg)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_time_chart_of_a_phase_spans_the_same_seconds() {
+    let mut r = fixture();
+    // An idle workload: connect latency is measured during the ramp only,
+    // so a latency chart fitted to its own data would end there.
+    for kind in [Latency::RoundTrip, Latency::Fanout] {
+        r.phases[1]
+            .totals
+            .latencies
+            .insert(kind.as_str().into(), LatencyHistogram::default());
+    }
+    for iv in &mut r.phases[1].intervals {
+        iv.messages_sent = 0;
+        iv.messages_received = 0;
+        for kind in [Latency::RoundTrip, Latency::Fanout] {
+            iv.latencies
+                .insert(kind.as_str().into(), IntervalLatency::default());
+        }
+    }
+    let html = report::render(&r);
+    let phases: Vec<Vec<&str>> = html
+        .split("<section class=\"phase\"")
+        .skip(1)
+        .map(|phase| {
+            charts(phase)
+                .into_iter()
+                .filter(|svg| svg.contains(&format!(">{TIME_AXIS}</text>")))
+                .collect()
+        })
+        .collect();
+    for (slot, timed) in phases.iter().enumerate() {
+        // Same ticks at the same places: the same x range, drawn the same.
+        let axes: Vec<&str> = timed
+            .iter()
+            .map(|svg| section(svg, "<g class=\"x-axis\">", "</g>"))
+            .collect();
+        for (i, axis) in axes.iter().enumerate() {
+            assert_eq!(
+                *axis,
+                axes[0],
+                "phase {slot}: time chart {i} ({:?}) has other x ticks than the first",
+                legend(timed[i])
+            );
+        }
+        // ... from the phase's start to the server's last scrape, 31.05 s
+        // in, past the clients' last interval at 30 s.
+        assert!(axes[0].contains(">0</text>"), "{}", axes[0]);
+        assert!(axes[0].contains(">30</text>"), "{}", axes[0]);
+    }
+    for (slot, timed) in phases.iter().enumerate() {
+        // the clients' and the server's
+        assert!(
+            timed.len() >= 2 + SERVER_CHARTS,
+            "phase {slot}: {:?}",
+            timed.iter().map(|s| legend(s)).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn the_server_section_shows_the_server_beside_the_clients() {
+    let html = report::render(&fixture());
+    let peak = section(&html, "id=\"phase-1\"", "</section>");
+    let server = section(
+        peak,
+        "id=\"phase-1-server\"",
+        "<h3>Latency distributions</h3>",
+    );
+    assert!(server.contains("<h3>Server</h3>"));
+    assert!(server.contains("<code>http://127.0.0.1:9090/metrics</code>"));
+    assert!(server.contains("33 scrapes, <span class=\"warn\">1 failed</span>"));
+    assert!(server.contains("no answer within 2s &lt;slow&gt;"));
+    for title in [
+        "Server CPU",
+        "Server memory",
+        "Server connections",
+        "Server messages in per second",
+        "Server messages out per second",
+        "Server drops per second",
+    ] {
+        assert!(server.contains(&format!("<h4>{title}</h4>")), "{title}");
+    }
+    let svgs = charts(server);
+    assert_eq!(svgs.len(), SERVER_CHARTS);
+    // beside the clients' view of the same figure, dashed
+    let legends: Vec<Vec<&str>> = svgs.iter().map(|s| legend(s)).collect();
+    assert_eq!(legends[0], ["server", "agents (all)"]);
+    assert_eq!(legends[1], ["resident"]);
+    assert_eq!(legends[2], ["server", "clients (open)", "target 6,000"]);
+    assert_eq!(legends[3], ["server in", "clients sent"]);
+    assert_eq!(legends[4], ["server out", "clients received"]);
+    assert_eq!(legends[5], ["dropped"]);
+    // key figures: connections as the clients held them, the spike's drops
+    assert!(
+        server.contains("<div class=\"v\">5,988</div>"),
+        "peak connections"
+    );
+    assert!(
+        server.contains("<div class=\"v\">12</div>"),
+        "4 s of 3 drops"
+    );
+    // hover read-outs in the axes' units
+    assert!(svgs[0].contains(" %\n") || svgs[0].contains(" %</title>"));
+    assert!(svgs[1].contains(" MiB"));
 }
 
 #[test]
@@ -674,14 +980,27 @@ const PROBE: &str = r#"<script>
               verdict: (document.querySelector('.verdict') || {}).textContent || '' };
   document.querySelectorAll('svg').forEach(function (s) {
     var r = s.getBoundingClientRect();
-    var drawn = 0, lines = 0;
+    var drawn = 0, lines = 0, series = {};
     s.querySelectorAll('polyline').forEach(function (p) {
       lines++;
       var b = p.getBBox();
       if (b.width > 0 || b.height > 0) drawn++;
+      var name = p.getAttribute('data-series') || '';
+      series[name] = Math.max(series[name] || 0, p.getBoundingClientRect().height);
     });
+    var frame = s.querySelector('path');
+    var ticks = [];
+    s.querySelectorAll('g.x-axis line').forEach(function (l) {
+      ticks.push([l.nextElementSibling ? l.nextElementSibling.textContent : '',
+                  Math.round(l.getBoundingClientRect().left * 10) / 10]);
+    });
+    var section = s.closest('section');
     out.svgs.push({ w: r.width, h: r.height, lines: lines, drawn: drawn,
-                    texts: s.querySelectorAll('text').length });
+                    texts: s.querySelectorAll('text').length,
+                    time: s.classList.contains('time'), server: !!s.closest('.server'),
+                    phase: section ? section.id : '', left: Math.round(r.left * 10) / 10,
+                    plot: frame ? frame.getBoundingClientRect().height : 0,
+                    series: series, ticks: ticks });
   });
   var pre = document.createElement('pre');
   pre.id = 'probe';
@@ -744,6 +1063,63 @@ fn the_page_renders_in_a_headless_browser() {
             s["texts"].as_u64().unwrap() >= 8,
             "axes without labels: {s}"
         );
+    }
+    for phase in ["phase-0", "phase-1"] {
+        let of_phase: Vec<&serde_json::Value> =
+            svgs.iter().filter(|s| s["phase"] == phase).collect();
+        assert_eq!(
+            of_phase.iter().filter(|s| s["server"] == true).count(),
+            SERVER_CHARTS,
+            "{phase}: {probe}"
+        );
+        // Every time chart has the same ticks, and charts in one column
+        // of the grid have them at the same place on the screen: they
+        // line up one above the other.
+        let timed: Vec<&&serde_json::Value> =
+            of_phase.iter().filter(|s| s["time"] == true).collect();
+        assert_eq!(timed.len(), 4 + SERVER_CHARTS, "{phase}");
+        let labels = |s: &serde_json::Value| -> Vec<String> {
+            s["ticks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t[0].to_string())
+                .collect()
+        };
+        for s in &timed {
+            assert_eq!(labels(s), labels(timed[0]), "{phase}: {s}");
+            for other in timed.iter().filter(|o| o["left"] == s["left"]) {
+                assert_eq!(
+                    s["ticks"], other["ticks"],
+                    "{phase}: not aligned:\n{s}\n{other}"
+                );
+            }
+        }
+        assert!(
+            timed
+                .iter()
+                .map(|s| s["left"].to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                >= 2,
+            "{phase}: the charts sit in columns"
+        );
+        // Sent and received each fill their own axis.
+        for name in ["sent", "received"] {
+            let with: Vec<&&serde_json::Value> = of_phase
+                .iter()
+                .filter(|s| s["series"].get(name).is_some())
+                .collect();
+            assert_eq!(with.len(), 1, "{phase}: {name}");
+            let s = with[0];
+            assert_eq!(s["series"].as_object().unwrap().len(), 1, "{phase}: {s}");
+            let height = s["series"][name].as_f64().unwrap();
+            let plot = s["plot"].as_f64().unwrap();
+            assert!(
+                height > 0.6 * plot,
+                "{phase}: {name} spans {height} of {plot} px"
+            );
+        }
     }
 
     // A screenshot of the whole page, for people to look at.

@@ -197,12 +197,71 @@ fn three_agents_merge_exactly() {
         // The merged seconds add up to the totals.
         let sent: u64 = phase.intervals.iter().map(|iv| iv.messages_sent).sum();
         assert_eq!(sent, t.messages_sent, "{}", phase.name);
+        // No server_metrics in the scenario, no server section.
+        assert!(phase.server.is_none(), "{}", phase.name);
     }
     assert_eq!(results.thresholds.len(), 3);
     assert!(results.thresholds.iter().all(|t| t.passed));
     assert!(out_dir.join("report.html").is_file());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("PASS"), "{stdout}");
+}
+
+#[test]
+fn an_unreachable_server_metrics_endpoint_is_counted_and_the_run_still_passes() {
+    let server = server();
+    let a = agent();
+    let dir = temp_dir();
+    // A port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let body = format!(
+        "server_metrics: http://{closed}/metrics\n{STEADY}thresholds: [\"connections_held >= 300\"]\n"
+    );
+    let file = scenario(&dir, &server.url(), &[&a], &body);
+    let out_dir = dir.join("out");
+    let (out, took) = run_scenario(&file, &out_dir, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", show(&out));
+    // 3 s and a 1 s drain: the scrapes cost the run nothing.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("server metrics: http://{closed}/metrics")),
+        "{stderr}"
+    );
+    // said once, when the first scrape failed
+    assert_eq!(stderr.matches("scraping").count(), 1, "{stderr}");
+
+    let results = Results::read_json(&out_dir.join("results.json")).unwrap();
+    assert!(
+        results.passed && results.failures.is_empty(),
+        "{:?}",
+        results.failures
+    );
+    let s = results.phases[0].server.as_ref().expect("a server section");
+    assert_eq!(s.url, format!("http://{closed}/metrics"));
+    assert!(s.scrapes >= 3, "one a second over 4 s: {s:?}");
+    assert_eq!(s.scrape_failures, s.scrapes, "{s:?}");
+    assert!(s.samples.is_empty());
+    assert!(
+        s.first_error
+            .as_deref()
+            .unwrap()
+            .starts_with("connecting: "),
+        "{s:?}"
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("No scrape succeeded"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "\nServer  ({n} scrapes of http://{closed}/metrics, {n} failed)",
+            n = s.scrapes
+        )),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -1,11 +1,14 @@
-//! The charts of one phase, from its merged series and histograms.
+//! The charts of one phase, from its merged series and histograms, and
+//! of the server's side of it, from the scrapes of its metrics endpoint.
+//! Every time chart of a phase spans the same seconds ([`time_span`]), so
+//! charts one above the other line up.
 
 use hdrhistogram::Histogram;
 use loadgen::stats::{Interval, Latency, LatencyHistogram};
 
 use super::format;
 use super::svg::{self, Chart, RefLine, Series, Unit, XScale};
-use crate::results::PhaseResult;
+use crate::results::{PhaseResult, ServerSample, ServerSeries};
 
 /// One chart with its heading and caption, or why there is none.
 pub struct Figure {
@@ -17,6 +20,9 @@ pub struct Figure {
 
 const BLUE: &str = "#0072b2";
 const GREEN: &str = "#009e73";
+/// The server's own lines.
+const VERMILLION: &str = "#d55e00";
+const GREY: &str = "#6e7781";
 
 /// Okabe–Ito colours, which stay apart for colour-blind readers.
 fn color(kind: Latency) -> &'static str {
@@ -42,15 +48,25 @@ pub fn kind_name(kind: Latency) -> &'static str {
 
 const NO_SAMPLES: &str = "no samples";
 
+/// The clients' charts of a phase: those over time, which the server's
+/// follow on the page, and the latency distributions.
+pub struct PhaseCharts {
+    pub over_time: Vec<Figure>,
+    pub distributions: Vec<Figure>,
+}
+
 /// Every chart of the phase, in page order. `slot` makes the chart ids
 /// unique in the page.
-pub fn phase_charts(phase: &PhaseResult, slot: usize) -> Vec<Figure> {
+pub fn phase_charts(phase: &PhaseResult, slot: usize) -> PhaseCharts {
     let id = |name: &str| format!("phase{slot}-{name}");
-    let mut figures = vec![
-        connections(phase, id("connections")),
-        messages(phase, id("messages")),
-        latency_over_time(phase, id("latency")),
+    let span = time_span(phase);
+    let over_time = vec![
+        connections(phase, id("connections"), span),
+        messages(phase, id("sent"), span, Way::Sent),
+        messages(phase, id("received"), span, Way::Received),
+        latency_over_time(phase, id("latency"), span),
     ];
+    let mut figures = Vec::new();
     let with_samples: Vec<(Latency, &LatencyHistogram)> = Latency::ALL
         .into_iter()
         .filter_map(|k| phase.totals.latency(k).map(|h| (k, h)))
@@ -70,7 +86,10 @@ pub fn phase_charts(phase: &PhaseResult, slot: usize) -> Vec<Figure> {
             id(&format!("dist-{}", kind.as_str())),
         ));
     }
-    figures
+    PhaseCharts {
+        over_time,
+        distributions: figures,
+    }
 }
 
 /// Seconds since the phase started, the x of every time chart.
@@ -78,7 +97,30 @@ fn times(intervals: &[Interval]) -> impl Iterator<Item = (f64, &Interval)> {
     intervals.iter().map(|iv| (iv.at_secs, iv))
 }
 
-fn connections(phase: &PhaseResult, id: String) -> Figure {
+/// What every time chart of the phase spans: from its start to the last
+/// second anyone measured it, the clients or the server. `None` when
+/// nothing did.
+pub fn time_span(phase: &PhaseResult) -> Option<(f64, f64)> {
+    let clients = phase.intervals.iter().map(|iv| iv.at_secs);
+    let server = phase
+        .server
+        .iter()
+        .flat_map(|s| s.samples.iter().map(|x| x.at_secs));
+    clients
+        .chain(server)
+        .filter(|t| t.is_finite())
+        .reduce(f64::max)
+        .map(|end| (0.0, end.max(0.0)))
+}
+
+/// The clients' `n` per second, each interval.
+fn client_rates(phase: &PhaseResult, n: fn(&Interval) -> u64) -> Vec<(f64, Option<f64>)> {
+    times(&phase.intervals)
+        .map(|(t, iv)| (t, Some(iv.rate(n(iv)))))
+        .collect()
+}
+
+fn connections(phase: &PhaseResult, id: String, span: Option<(f64, f64)>) -> Figure {
     let points: Vec<(f64, Option<f64>)> = times(&phase.intervals)
         .map(|(t, iv)| (t, Some(iv.open_connections as f64)))
         .collect();
@@ -97,6 +139,7 @@ fn connections(phase: &PhaseResult, id: String) -> Figure {
             format::int(phase.connections)
         ),
         x: XScale::Linear(Unit::Seconds),
+        x_range: span,
         x_label: "time since phase start (s)".to_string(),
         y: Unit::Count,
         y_label: "connections".to_string(),
@@ -118,42 +161,61 @@ fn connections(phase: &PhaseResult, id: String) -> Figure {
     }
 }
 
-fn messages(phase: &PhaseResult, id: String) -> Figure {
-    let rate = |n: fn(&Interval) -> u64| -> Vec<(f64, Option<f64>)> {
-        times(&phase.intervals)
-            .map(|(t, iv)| (t, Some(iv.rate(n(iv)))))
-            .collect()
+/// Which way the messages of a chart went. Sent and received get a chart
+/// each: in a chat room every message sent is received by every member,
+/// so on one axis the sent line would lie flat along the bottom.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Way {
+    Sent,
+    Received,
+}
+
+fn messages(phase: &PhaseResult, id: String, span: Option<(f64, f64)>, way: Way) -> Figure {
+    let (word, color, count, total): (&str, _, fn(&Interval) -> u64, u64) = match way {
+        Way::Sent => (
+            "sent",
+            BLUE,
+            |iv| iv.messages_sent,
+            phase.totals.messages_sent,
+        ),
+        // Copies of the sent messages only, as every rate of the lab:
+        // join and leave notices would swamp the ramp and the closes.
+        Way::Received => (
+            "received",
+            GREEN,
+            |iv| iv.copies_received,
+            phase.totals.copies_received,
+        ),
     };
-    let any = phase
-        .intervals
-        .iter()
-        .any(|iv| iv.messages_sent > 0 || iv.messages_received > 0);
+    let any = phase.intervals.iter().any(|iv| count(iv) > 0);
+    let title = match way {
+        Way::Sent => "Messages sent per second".to_string(),
+        Way::Received => "Copies received per second".to_string(),
+    };
     let chart = Chart {
         id,
-        title: "Messages per second".to_string(),
-        desc: format!(
-            "Messages sent and received per second, all agents together; {} sent and {} received in the phase.",
-            format::int(phase.totals.messages_sent),
-            format::int(phase.totals.messages_received)
-        ),
+        title: title.clone(),
+        desc: match way {
+            Way::Sent => format!(
+                "Messages sent per second, all agents together; {} sent in the phase.",
+                format::int(total),
+            ),
+            Way::Received => format!(
+                "Copies of the sent messages received per second (every member's copy; notices left out), all agents together; {} in the phase.",
+                format::int(total),
+            ),
+        },
         x: XScale::Linear(Unit::Seconds),
+        x_range: span,
         x_label: "time since phase start (s)".to_string(),
         y: Unit::PerSecond,
-        y_label: "messages/s".to_string(),
-        series: vec![
-            Series {
-                name: "sent".to_string(),
-                color: BLUE,
-                dashed: false,
-                points: rate(|iv| iv.messages_sent),
-            },
-            Series {
-                name: "received".to_string(),
-                color: GREEN,
-                dashed: false,
-                points: rate(|iv| iv.messages_received),
-            },
-        ],
+        y_label: format!("messages {word}/s"),
+        series: vec![Series {
+            name: word.to_string(),
+            color,
+            dashed: false,
+            points: client_rates(phase, count),
+        }],
         refs: Vec::new(),
     };
     let svg = if any {
@@ -161,10 +223,10 @@ fn messages(phase: &PhaseResult, id: String) -> Figure {
     } else if phase.intervals.is_empty() {
         Err(NO_SAMPLES.to_string())
     } else {
-        Err("no messages in this phase".to_string())
+        Err(format!("no messages {word} in this phase"))
     };
     Figure {
-        title: "Messages per second".to_string(),
+        title,
         svg,
         caption: Some(
             "Each interval's messages over its length, or over one second for the short last interval that holds the closes."
@@ -175,9 +237,14 @@ fn messages(phase: &PhaseResult, id: String) -> Figure {
 
 /// p50 and p99 per interval of the message latencies there are, or of
 /// connect when there are none (an idle workload).
-fn latency_over_time(phase: &PhaseResult, id: String) -> Figure {
+fn latency_over_time(phase: &PhaseResult, id: String, span: Option<(f64, f64)>) -> Figure {
     let has = |k: Latency| phase.totals.latency(k).is_some_and(|h| h.count > 0);
-    let mut kinds: Vec<Latency> = [Latency::RoundTrip, Latency::Fanout, Latency::Echo]
+    let mut kinds: Vec<Latency> = [
+        Latency::Delivery,
+        Latency::RoundTrip,
+        Latency::Fanout,
+        Latency::Echo,
+    ]
         .into_iter()
         .filter(|&k| has(k))
         .collect();
@@ -226,6 +293,7 @@ fn latency_over_time(phase: &PhaseResult, id: String) -> Figure {
             }
         ),
         x: XScale::Linear(Unit::Seconds),
+        x_range: span,
         x_label: "time since phase start (s)".to_string(),
         y: Unit::Ms,
         y_label: "latency (ms)".to_string(),
@@ -242,6 +310,207 @@ fn latency_over_time(phase: &PhaseResult, id: String) -> Figure {
                 .to_string(),
         ),
     }
+}
+
+/// The server's charts for the phase, each beside the clients' view of
+/// the same figure where there is one (dashed), over the phase's
+/// [`time_span`].
+pub fn server_charts(phase: &PhaseResult, server: &ServerSeries, slot: usize) -> Vec<Figure> {
+    let span = time_span(phase);
+    let id = |name: &str| format!("phase{slot}-server-{name}");
+    let of = |f: fn(&ServerSample) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+        server.samples.iter().map(|s| (s.at_secs, f(s))).collect()
+    };
+    let peak = |f: fn(&ServerSample) -> Option<f64>| -> Option<f64> {
+        server
+            .samples
+            .iter()
+            .filter_map(f)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
+    };
+    let base = |name: &str, title: &str, y: Unit, y_label: &str| Chart {
+        id: id(name),
+        title: title.to_string(),
+        desc: String::new(),
+        x: XScale::Linear(Unit::Seconds),
+        x_range: span,
+        x_label: "time since phase start (s)".to_string(),
+        y,
+        y_label: y_label.to_string(),
+        series: Vec::new(),
+        refs: Vec::new(),
+    };
+    let server_line = |name: &str, points| Series {
+        name: name.to_string(),
+        color: VERMILLION,
+        dashed: false,
+        points,
+    };
+    let clients_line = |name: &str, color, points| Series {
+        name: name.to_string(),
+        color,
+        dashed: true,
+        points,
+    };
+
+    let mut cpu = base("cpu", "Server CPU", Unit::Percent, "CPU (% of one core)");
+    cpu.desc = format!(
+        "The server's CPU each second in percent of one core; busiest second {}.",
+        peak(|s| s.cpu_percent).map_or(format::NONE.to_string(), format::percent)
+    );
+    cpu.series
+        .push(server_line("server", of(|s| s.cpu_percent)));
+    if phase.intervals.iter().any(|iv| iv.cpu_percent > 0.0) {
+        cpu.series.push(clients_line(
+            "agents (all)",
+            GREY,
+            times(&phase.intervals)
+                .map(|(t, iv)| (t, Some(iv.cpu_percent)))
+                .collect(),
+        ));
+    }
+
+    let mut rss = base("rss", "Server memory", Unit::Mib, "resident memory (MiB)");
+    rss.desc = format!(
+        "The server's resident memory at each scrape; highest {}.",
+        peak(|s| s.rss_bytes.map(|b| b as f64)).map_or(format::NONE.to_string(), format::mib)
+    );
+    rss.series.push(server_line(
+        "resident",
+        of(|s| s.rss_bytes.map(|b| b as f64 / 1048576.0)),
+    ));
+
+    let mut conns = base(
+        "connections",
+        "Server connections",
+        Unit::Count,
+        "connections",
+    );
+    conns.desc = format!(
+        "Connections open at the server at each scrape, highest {}, beside the clients' open connections (dashed); target {}.",
+        peak(|s| s.connections.map(|c| c as f64)).map_or(format::NONE.to_string(), |c| format::thousands(c, 0)),
+        format::int(phase.connections)
+    );
+    conns.series.push(server_line(
+        "server",
+        of(|s| s.connections.map(|c| c as f64)),
+    ));
+    conns.series.push(clients_line(
+        "clients (open)",
+        BLUE,
+        times(&phase.intervals)
+            .map(|(t, iv)| (t, Some(iv.open_connections as f64)))
+            .collect(),
+    ));
+    conns.refs.push(RefLine {
+        name: format!("target {}", format::int(phase.connections)),
+        y: phase.connections as f64,
+    });
+
+    let mut msgs_in = base(
+        "in",
+        "Server messages in per second",
+        Unit::PerSecond,
+        "messages in/s",
+    );
+    msgs_in.desc =
+        "Messages the server received per second, beside what the clients sent (dashed)."
+            .to_string();
+    msgs_in
+        .series
+        .push(server_line("server in", of(|s| s.messages_in_per_sec)));
+    msgs_in.series.push(clients_line(
+        "clients sent",
+        BLUE,
+        client_rates(phase, |iv| iv.messages_sent),
+    ));
+
+    let mut msgs_out = base(
+        "out",
+        "Server messages out per second",
+        Unit::PerSecond,
+        "messages out/s",
+    );
+    msgs_out.desc =
+        "Messages the server wrote per second, beside what the clients received (dashed)."
+            .to_string();
+    msgs_out
+        .series
+        .push(server_line("server out", of(|s| s.messages_out_per_sec)));
+    msgs_out.series.push(clients_line(
+        "clients received (every message, notices too)",
+        GREEN,
+        client_rates(phase, |iv| iv.messages_received),
+    ));
+
+    let mut drops = base(
+        "drops",
+        "Server drops per second",
+        Unit::PerSecond,
+        "dropped/s",
+    );
+    drops.desc = format!(
+        "Messages the server dropped per second (slow consumers); {} in the phase.",
+        server
+            .totals
+            .drops
+            .map_or(format::NONE.to_string(), |d| format::thousands(d, 0))
+    );
+    drops
+        .series
+        .push(server_line("dropped", of(|s| s.drops_per_sec)));
+
+    let has = |f: fn(&ServerSample) -> Option<f64>| server.samples.iter().any(|s| f(s).is_some());
+    let figure = |chart: Chart, exported: bool, metric: &str, caption: &str| Figure {
+        title: chart.title.clone(),
+        svg: if server.samples.is_empty() {
+            Err(NO_SAMPLES.to_string())
+        } else if !exported {
+            Err(format!("the server's metrics have no {metric}"))
+        } else {
+            svg::render(&chart).ok_or_else(|| NO_SAMPLES.to_string())
+        },
+        caption: Some(caption.to_string()),
+    };
+    vec![
+        figure(
+            cpu,
+            has(|s| s.cpu_percent),
+            "process_cpu_seconds_total",
+            "process_cpu_seconds_total: CPU time used between two scrapes over the time between them; 100 % is one core busy. Dashed: the agents' processes, summed.",
+        ),
+        figure(
+            rss,
+            has(|s| s.rss_bytes.map(|b| b as f64)),
+            "process_resident_memory_bytes",
+            "process_resident_memory_bytes at each scrape.",
+        ),
+        figure(
+            conns,
+            has(|s| s.connections.map(|c| c as f64)),
+            "chat_connections_open",
+            "chat_connections_open at each scrape; dashed: the connections the clients held each interval.",
+        ),
+        figure(
+            msgs_in,
+            has(|s| s.messages_in_per_sec),
+            "chat_messages_received_total",
+            "chat_messages_received_total, every type and encoding, per second between scrapes.",
+        ),
+        figure(
+            msgs_out,
+            has(|s| s.messages_out_per_sec),
+            "chat_messages_sent_total",
+            "chat_messages_sent_total, every type and encoding (each member's copy counts), per second between scrapes.",
+        ),
+        figure(
+            drops,
+            has(|s| s.drops_per_sec),
+            "chat_messages_dropped_total",
+            "chat_messages_dropped_total per second between scrapes: copies the server let go rather than queue for a slow reader.",
+        ),
+    ]
 }
 
 /// Points per nine of the percentile curve: enough for a smooth line, few
@@ -265,6 +534,7 @@ fn distribution(kind: Latency, h: &LatencyHistogram, id: String) -> Figure {
             format::ms(h.max_ms)
         ),
         x: XScale::Nines { max: max_nines },
+        x_range: None,
         x_label: "percentile (log scale of nines)".to_string(),
         y: Unit::Ms,
         y_label: "latency (ms)".to_string(),
@@ -365,9 +635,10 @@ mod tests {
 
     #[test]
     fn an_empty_phase_says_no_samples_for_every_chart() {
-        let figures = phase_charts(&PhaseResult::default(), 0);
-        assert_eq!(figures.len(), 4);
-        for f in figures {
+        let charts = phase_charts(&PhaseResult::default(), 0);
+        assert_eq!(charts.over_time.len(), 4);
+        assert_eq!(charts.distributions.len(), 1);
+        for f in charts.over_time.into_iter().chain(charts.distributions) {
             assert_eq!(f.svg.unwrap_err(), NO_SAMPLES, "{}", f.title);
         }
     }

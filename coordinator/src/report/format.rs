@@ -45,6 +45,14 @@ pub fn value(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// Bytes as mebibytes, "52.4 MiB" (memory as `ps` and top show it).
+pub fn mib(bytes: f64) -> String {
+    if !bytes.is_finite() {
+        return NONE.to_string();
+    }
+    format!("{} MiB", value((bytes / 1048576.0 * 10.0).round() / 10.0))
+}
+
 /// A per-second rate rounded to a whole number, with separators.
 pub fn rate(per_sec: f64) -> String {
     if per_sec.is_finite() && per_sec > 0.0 {
@@ -176,6 +184,8 @@ mod tests {
         assert_eq!(rate(1_999.6), "2,000");
         assert_eq!(percent(0.0123), "0.012 %");
         assert_eq!(percent(45.6), "46 %");
+        assert_eq!(mib(54_945_792.0), "52.4 MiB");
+        assert_eq!(mib(3.0 * 1_073_741_824.0), "3,072 MiB");
     }
 
     #[test]
@@ -189,6 +199,7 @@ mod tests {
                 thousands(v, 2),
                 tick(v, 1.0),
                 duration(v),
+                mib(v),
             ] {
                 assert!(s == NONE || s == "0", "{v}: {s}");
             }

@@ -8,7 +8,9 @@ use loadgen::stats::{Latency, Totals};
 use super::charts::{self, kind_name, Figure};
 use super::format::{self, int, NONE};
 use super::html::{esc, num, pass_badge, table, text, Row};
-use crate::results::{AgentPhase, AgentResult, Figures, PhaseResult, Results};
+use crate::results::{
+    AgentPhase, AgentResult, Figures, PhaseResult, Results, ServerSample, ServerSeries,
+};
 
 pub fn header(r: &Results) -> String {
     let s = &r.scenario;
@@ -195,9 +197,20 @@ pub fn phase(r: &Results, p: &PhaseResult, slot: usize) -> String {
     out.push_str(&key_figures(p));
     out.push_str(&latency_table(&p.totals));
 
+    // The server's charts right below the clients' over the same seconds,
+    // the distributions after both.
+    let charts = charts::phase_charts(p, slot);
     out.push_str("<h3>Charts</h3><div class=\"charts\">");
-    for f in charts::phase_charts(p, slot) {
-        out.push_str(&figure(&f));
+    for f in &charts.over_time {
+        out.push_str(&figure(f));
+    }
+    out.push_str("</div>");
+    if let Some(server) = &p.server {
+        out.push_str(&server_part(p, server, slot));
+    }
+    out.push_str("<h3>Latency distributions</h3><div class=\"charts\">");
+    for f in &charts.distributions {
+        out.push_str(&figure(f));
     }
     out.push_str("</div>");
 
@@ -208,6 +221,107 @@ pub fn phase(r: &Results, p: &PhaseResult, slot: usize) -> String {
         "All named figures of this phase",
     ));
     out.push_str("</section>");
+    out
+}
+
+/// What the server's metrics endpoint said during the phase: where it was
+/// scraped, how the scrapes went, its key figures and its charts.
+fn server_part(p: &PhaseResult, s: &ServerSeries, slot: usize) -> String {
+    let mut out = format!("<div class=\"server\" id=\"phase-{slot}-server\"><h3>Server</h3>");
+    let failed = if s.scrape_failures > 0 {
+        format!(
+            ", <span class=\"warn\">{} failed</span>{}",
+            int(s.scrape_failures),
+            s.first_error
+                .as_deref()
+                .map(|e| format!(" (the first: {})", esc(e)))
+                .unwrap_or_default()
+        )
+    } else {
+        ", none failed".to_string()
+    };
+    let _ = write!(
+        out,
+        "<p class=\"muted\">Scraped from <code>{}</code> about once a second: {} scrape{}{failed}. \
+         Its time axis is the clients': seconds since the phase started.</p>",
+        esc(&s.url),
+        int(s.scrapes),
+        if s.scrapes == 1 { "" } else { "s" },
+    );
+    if s.samples.is_empty() {
+        out.push_str(
+            "<p class=\"warn\">No scrape succeeded: there are no server figures for this phase.</p></div>",
+        );
+        return out;
+    }
+    let peak = |f: fn(&ServerSample) -> Option<f64>| {
+        s.samples
+            .iter()
+            .filter_map(f)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
+    };
+    let or_none = |v: Option<String>| v.unwrap_or_else(|| NONE.to_string());
+    let t = &s.totals;
+    out.push_str("<div class=\"stats\">");
+    stat(
+        &mut out,
+        "CPU, peak",
+        or_none(peak(|x| x.cpu_percent).map(format::percent)),
+        format!(
+            "of one core; {} CPU-seconds in all",
+            esc(&or_none(t.cpu_seconds.map(format::value)))
+        ),
+    );
+    stat(
+        &mut out,
+        "memory, peak",
+        or_none(peak(|x| x.rss_bytes.map(|b| b as f64)).map(format::mib)),
+        format!(
+            "resident; {} at the end",
+            esc(&or_none(
+                s.samples
+                    .iter()
+                    .rev()
+                    .find_map(|x| x.rss_bytes)
+                    .map(|b| format::mib(b as f64))
+            ))
+        ),
+    );
+    stat(
+        &mut out,
+        "connections, peak",
+        or_none(peak(|x| x.connections.map(|c| c as f64)).map(|c| format::thousands(c, 0))),
+        format!("the clients' peak: {}", int(p.totals.peak_connections)),
+    );
+    let per_sec_peak = |f| esc(&format!("peak {}/s", or_none(peak(f).map(format::rate))));
+    stat(
+        &mut out,
+        "messages in",
+        or_none(t.messages_in.map(|v| format::thousands(v, 0))),
+        per_sec_peak(|x| x.messages_in_per_sec),
+    );
+    stat(
+        &mut out,
+        "messages out",
+        or_none(t.messages_out.map(|v| format::thousands(v, 0))),
+        per_sec_peak(|x| x.messages_out_per_sec),
+    );
+    let drops_sub = match t.drops {
+        Some(d) if d > 0.0 => "<span class=\"warn\">for slow readers</span>".to_string(),
+        _ => "for slow readers".to_string(),
+    };
+    stat(
+        &mut out,
+        "dropped",
+        or_none(t.drops.map(|v| format::thousands(v, 0))),
+        drops_sub,
+    );
+    out.push_str("</div><div class=\"charts\">");
+    for f in charts::server_charts(p, s, slot) {
+        out.push_str(&figure(&f));
+    }
+    out.push_str("</div></div>");
     out
 }
 

@@ -36,14 +36,19 @@ pub enum Unit {
     Count,
     PerSecond,
     Ms,
+    /// Percent of one CPU core.
+    Percent,
+    /// Mebibytes (memory).
+    Mib,
 }
 
 impl Unit {
     /// The finest tick step that makes sense for the unit.
     fn min_step(self) -> f64 {
         match self {
-            Unit::Seconds | Unit::Count | Unit::PerSecond => 1.0,
+            Unit::Seconds | Unit::Count | Unit::PerSecond | Unit::Percent => 1.0,
             Unit::Ms => 0.001,
+            Unit::Mib => 0.1,
         }
     }
 
@@ -53,6 +58,8 @@ impl Unit {
             Unit::Count => format::thousands(v, 0),
             Unit::PerSecond => format!("{}/s", format::rate(v)),
             Unit::Ms => format!("{} ms", format::ms(v)),
+            Unit::Percent => format!("{} %", format::value((v * 10.0).round() / 10.0)),
+            Unit::Mib => format!("{} MiB", format::value((v * 10.0).round() / 10.0)),
         }
     }
 }
@@ -96,6 +103,10 @@ pub struct Chart {
     /// A sentence for screen readers with the chart's main figures.
     pub desc: String,
     pub x: XScale,
+    /// The span of a linear x axis, so charts of one phase share it and
+    /// line up; `None` fits the axis to the data. Data outside the span
+    /// widens it rather than being drawn off the plot.
+    pub x_range: Option<(f64, f64)>,
     pub x_label: String,
     pub y: Unit,
     pub y_label: String,
@@ -147,8 +158,12 @@ pub fn render(chart: &Chart) -> Option<String> {
 
     let (x_lo, x_hi, x_step) = match chart.x {
         XScale::Linear(unit) => {
-            let lo = points.iter().map(|p| p.0).fold(0.0, f64::min);
-            let hi = points.iter().map(|p| p.0).fold(lo, f64::max);
+            let (given_lo, given_hi) = chart
+                .x_range
+                .filter(|(lo, hi)| lo.is_finite() && hi.is_finite())
+                .unwrap_or((0.0, 0.0));
+            let lo = points.iter().map(|p| p.0).fold(given_lo.min(0.0), f64::min);
+            let hi = points.iter().map(|p| p.0).fold(given_hi.max(lo), f64::max);
             let hi = if hi > lo { hi } else { lo + unit.min_step() };
             (lo, hi, nice_step((hi - lo) / 8.0, unit.min_step()))
         }
@@ -184,9 +199,16 @@ pub fn render(chart: &Chart) -> Option<String> {
 
     let mut out = String::new();
     let id = esc(&chart.id);
+    // Time charts are marked so a reader (or a test) can find every chart
+    // that shares a phase's time axis.
+    let class = if chart.x == XScale::Linear(Unit::Seconds) {
+        "chart time"
+    } else {
+        "chart"
+    };
     let _ = write!(
         out,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-labelledby="{id}-t {id}-d" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif" font-size="{FONT_SIZE}">"#,
+        r#"<svg class="{class}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-labelledby="{id}-t {id}-d" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif" font-size="{FONT_SIZE}">"#,
         w = WIDTH,
         h = HEIGHT,
     );
@@ -280,7 +302,8 @@ pub fn render(chart: &Chart) -> Option<String> {
             if let [(x, y)] = segment.as_slice() {
                 let _ = write!(
                     out,
-                    r#"<circle cx="{}" cy="{}" r="2.5" fill="{}"/>"#,
+                    r#"<circle data-series="{}" cx="{}" cy="{}" r="2.5" fill="{}"/>"#,
+                    esc(&s.name),
                     n(f.px(*x)),
                     n(f.py(*y)),
                     s.color
@@ -298,7 +321,8 @@ pub fn render(chart: &Chart) -> Option<String> {
             };
             let _ = write!(
                 out,
-                r#"<polyline class="series" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"{dash} points="{}"/>"#,
+                r#"<polyline class="series" data-series="{}" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"{dash} points="{}"/>"#,
+                esc(&s.name),
                 s.color,
                 coords.join(" ")
             );
@@ -529,6 +553,7 @@ mod tests {
             title: "t".into(),
             desc: "d".into(),
             x: XScale::Linear(Unit::Seconds),
+            x_range: None,
             x_label: "time (s)".into(),
             y: Unit::Count,
             y_label: "connections".into(),
@@ -593,6 +618,43 @@ mod tests {
         // the target line is drawn and in the legend
         assert!(svg.contains(r#"class="ref""#));
         assert!(svg.contains(">target</text>"));
+    }
+
+    /// The x-axis group of a rendered chart: its ticks and their places.
+    fn x_axis(svg: &str) -> &str {
+        let from = svg.find(r#"<g class="x-axis">"#).unwrap();
+        let to = svg[from..].find("</g>").unwrap() + from;
+        &svg[from..to]
+    }
+
+    #[test]
+    fn a_given_x_range_is_kept_whatever_the_data_covers() {
+        let line = |from: f64, to: f64| Series {
+            name: "s".into(),
+            color: "#000",
+            dashed: false,
+            points: vec![(from, Some(1.0)), (to, Some(2.0))],
+        };
+        let mut short = chart(vec![line(1.0, 4.0)]);
+        let mut long = chart(vec![line(0.0, 31.5)]);
+        // fitted to the data, they differ
+        assert_ne!(
+            x_axis(&render(&short).unwrap()),
+            x_axis(&render(&long).unwrap())
+        );
+        short.x_range = Some((0.0, 31.5));
+        long.x_range = Some((0.0, 31.5));
+        let (a, b) = (render(&short).unwrap(), render(&long).unwrap());
+        assert_eq!(x_axis(&a), x_axis(&b));
+        assert!(a.contains(r#"class="chart time""#));
+        assert!(a.contains(r#"data-series="s""#));
+        // data beyond the range widens it instead of leaving the plot
+        short.x_range = Some((0.0, 2.0));
+        let svg = render(&short).unwrap();
+        assert!(x_axis(&svg).contains(">4</text>"), "{}", x_axis(&svg));
+        // a range that is not finite is ignored
+        short.x_range = Some((0.0, f64::INFINITY));
+        assert!(!render(&short).unwrap().contains("inf"));
     }
 
     #[test]

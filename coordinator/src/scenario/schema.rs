@@ -16,6 +16,11 @@ pub struct Scenario {
     #[serde(default)]
     pub description: String,
     pub target: Target,
+    /// The server's Prometheus endpoint, `http://HOST:PORT/metrics`,
+    /// sampled every second of every phase for the report's server
+    /// section. `--local` runs scrape the server they start instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<String>,
     pub agents: Agents,
     /// What happens when an agent dies or drops its control connection.
     #[serde(default)]

@@ -46,6 +46,11 @@ pub(super) fn problems(loaded: &Loaded, opts: &CheckOptions) -> Vec<Problem> {
         );
     }
     target(&mut found, &s.target, opts.local);
+    if let Some(url) = &s.server_metrics {
+        if let Err(e) = url.parse::<promhttp::MetricsUrl>() {
+            found.add("server_metrics", e.to_string());
+        }
+    }
     agents(&mut found);
     if s.phases.is_empty() {
         found.add("phases", "no phases: a scenario needs at least one");
@@ -714,6 +719,37 @@ phases:
             "opening 100 connections at 9/s takes 11s, longer than the phase's duration of 10s: \
              raise ramp or lengthen the phase"
         );
+    }
+
+    #[test]
+    fn server_metrics_is_a_plain_http_url() {
+        let with = |url: &str| {
+            problems(
+                &GOOD.replacen("agents:\n", &format!("server_metrics: {url}\nagents:\n"), 1),
+                false,
+            )
+        };
+        for ok in [
+            "http://10.0.1.10:9090/metrics",
+            "http://lab-server:9090",
+            "\"http://[fd00::1]:9090/metrics\"",
+        ] {
+            assert!(with(ok).is_empty(), "{ok}: {:?}", with(ok));
+        }
+        for (bad, says) in [
+            ("https://10.0.1.10:9090/metrics", "https is not supported"),
+            ("10.0.1.10:9090", "not a URL"),
+            ("http://10.0.1.10:0/metrics", "the port must be 1-65535"),
+        ] {
+            let p = with(bad);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert_eq!(
+                (p[0].line, p[0].column, p[0].key.as_str()),
+                (Some(4), Some(1), "server_metrics"),
+                "{bad}"
+            );
+            assert!(p[0].message.contains(says), "{bad}: {}", p[0].message);
+        }
     }
 
     #[test]
