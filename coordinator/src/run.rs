@@ -31,7 +31,9 @@ use crate::client::{AgentLink, Event};
 use crate::figures;
 use crate::live::Live;
 use crate::progress::Progress;
-use crate::results::{AgentPhase, AgentResult, PhaseResult, Results, ScenarioInfo, ThresholdResult};
+use crate::results::{
+    AgentPhase, AgentResult, PhaseResult, Results, ScenarioInfo, ThresholdResult,
+};
 use crate::scenario::schema::{OnAgentFailure, Scenario};
 use crate::server_metrics::Scraper;
 use crate::split;

@@ -129,7 +129,10 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
         copies_per_sec,
         totals.copies_received as f64 / phase.sending_secs
     );
-    assert!(totals.notices_received() > 0, "the joins' notices, counted apart");
+    assert!(
+        totals.notices_received() > 0,
+        "the joins' notices, counted apart"
+    );
     let shown = loadgen::printer::int(copies_per_sec.round() as u64);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary_row = stdout

@@ -24,9 +24,9 @@ const HOSTILE_NAME: &str = "smoke <script>alert(1)</script>";
 const HOSTILE_AGENT: &str = "agent-\"c\"<b>&";
 const PHASE_SECS: u64 = 30;
 /// Each fixture phase draws four time charts (connections, messages sent,
-/// messages received, latency) and one distribution per latency kind with
-/// samples (connect, round trip, fan-out)...
-const CLIENT_CHARTS: usize = 7;
+/// copies received, latency) and one distribution per latency kind with
+/// samples (delivery, round trip, fan-out, connect)...
+const CLIENT_CHARTS: usize = 8;
 /// ...and six of the server: CPU, memory, connections, messages in, out
 /// and drops.
 const SERVER_CHARTS: usize = 6;
@@ -215,6 +215,7 @@ fn agent_phase(rng: &mut Rng, plan: &Plan, agent: usize, ap: &AgentPlan) -> Agen
         totals: Some(totals),
         held_after_ramp,
         saturation: Saturation::judge(&intervals, 2),
+        intervals,
         threads: 2,
         processes: 1,
         failure: None,
@@ -572,11 +573,7 @@ fn fixture_report_has_every_chart_table_and_escaped_text() {
     }
     assert!(!peak.contains("<td class=\"text\">echo</td>"));
     // only agent c in the peak was saturated (186 % of 2 threads)
-    assert_eq!(
-        html.matches(": its latencies describe itself")
-            .count(),
-        1
-    );
+    assert_eq!(html.matches(": its latencies describe itself").count(), 1);
     let agents = section(peak, "<table class=\"agents\">", "</table>");
     assert!(agents.contains("4,000..6,000"), "agent c's slice");
     assert!(agents.contains("186 %"));
@@ -624,7 +621,8 @@ fn idle_empty_and_broken_phases_say_no_samples() {
     let idle = &mut r.phases[1];
     idle.totals.messages_sent = 0;
     idle.totals.messages_received = 0;
-    for kind in [Latency::RoundTrip, Latency::Fanout] {
+    idle.totals.copies_received = 0;
+    for kind in [Latency::RoundTrip, Latency::Fanout, Latency::Delivery] {
         idle.totals
             .latencies
             .insert(kind.as_str().into(), LatencyHistogram::default());
@@ -632,7 +630,8 @@ fn idle_empty_and_broken_phases_say_no_samples() {
     for iv in &mut idle.intervals {
         iv.messages_sent = 0;
         iv.messages_received = 0;
-        for kind in [Latency::RoundTrip, Latency::Fanout] {
+        iv.copies_received = 0;
+        for kind in [Latency::RoundTrip, Latency::Fanout, Latency::Delivery] {
             iv.latencies
                 .insert(kind.as_str().into(), IntervalLatency::default());
         }
@@ -779,7 +778,7 @@ fn every_time_chart_of_a_phase_spans_the_same_seconds() {
     let mut r = fixture();
     // An idle workload: connect latency is measured during the ramp only,
     // so a latency chart fitted to its own data would end there.
-    for kind in [Latency::RoundTrip, Latency::Fanout] {
+    for kind in [Latency::RoundTrip, Latency::Fanout, Latency::Delivery] {
         r.phases[1]
             .totals
             .latencies
@@ -788,7 +787,8 @@ fn every_time_chart_of_a_phase_spans_the_same_seconds() {
     for iv in &mut r.phases[1].intervals {
         iv.messages_sent = 0;
         iv.messages_received = 0;
-        for kind in [Latency::RoundTrip, Latency::Fanout] {
+        iv.copies_received = 0;
+        for kind in [Latency::RoundTrip, Latency::Fanout, Latency::Delivery] {
             iv.latencies
                 .insert(kind.as_str().into(), IntervalLatency::default());
         }
@@ -864,7 +864,13 @@ fn the_server_section_shows_the_server_beside_the_clients() {
     assert_eq!(legends[1], ["resident"]);
     assert_eq!(legends[2], ["server", "clients (open)", "target 6,000"]);
     assert_eq!(legends[3], ["server in", "clients sent"]);
-    assert_eq!(legends[4], ["server out", "clients received"]);
+    assert_eq!(
+        legends[4],
+        [
+            "server out",
+            "clients received (every message, notices too)"
+        ]
+    );
     assert_eq!(legends[5], ["dropped"]);
     // key figures: connections as the clients held them, the spike's drops
     assert!(

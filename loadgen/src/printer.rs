@@ -62,17 +62,6 @@ pub struct RunInfo {
 /// start-up allocations of the runtime and the first upgrades dominate.
 pub const MEMORY_FIGURE_MIN_CONNECTIONS: u64 = 1000;
 
-/// Latency kinds in display order with the label of the summary table:
-/// delivery, every timed copy, is the headline; the others are its parts
-/// (and connect).
-const LATENCY_LABELS: [(Latency, &str); 5] = [
-    (Latency::Delivery, "delivery"),
-    (Latency::RoundTrip, "round trip"),
-    (Latency::Fanout, "fan-out"),
-    (Latency::Echo, "echo"),
-    (Latency::Connect, "connect"),
-];
-
 /// The kinds of the progress line, with their short labels.
 const PROGRESS_LATENCIES: [(Latency, &str); 2] = [
     (Latency::Delivery, "delivery"),
@@ -381,9 +370,10 @@ fn counts_block(out: &mut String, title: &str, counts: &std::collections::BTreeM
 }
 
 fn latency_block(out: &mut String, t: &Totals) {
-    let rows: Vec<(&str, &LatencyHistogram)> = LATENCY_LABELS
+    // delivery, every timed copy, is the headline; then its parts
+    let rows: Vec<(&str, &LatencyHistogram)> = Latency::DISPLAY
         .iter()
-        .filter_map(|(kind, label)| Some((*label, t.latency(*kind)?)))
+        .filter_map(|kind| Some((kind.label(), t.latency(*kind)?)))
         .filter(|(_, h)| h.count > 0)
         .collect();
     if rows.is_empty() {

@@ -185,9 +185,7 @@ impl Default for HostCpuMeter {
 
 impl HostCpuMeter {
     pub fn start() -> HostCpuMeter {
-        HostCpuMeter {
-            last: Self::read(),
-        }
+        HostCpuMeter { last: Self::read() }
     }
 
     fn read() -> Option<HostTicks> {
@@ -213,7 +211,10 @@ pub fn host_percent(before: HostTicks, after: HostTicks) -> Option<(f64, f64)> {
     let total = after.total.checked_sub(before.total).filter(|&t| t > 0)? as f64;
     let busy = after.busy.saturating_sub(before.busy) as f64;
     let steal = after.steal.saturating_sub(before.steal) as f64;
-    Some(((busy / total * 100.0).min(100.0), (steal / total * 100.0).min(100.0)))
+    Some((
+        (busy / total * 100.0).min(100.0),
+        (steal / total * 100.0).min(100.0),
+    ))
 }
 
 pub fn cpu_percent(ticks: u64, ticks_per_sec: u64, wall: Duration) -> f64 {
@@ -239,8 +240,16 @@ mod tests {
 
     #[test]
     fn host_cpu_is_busy_and_stolen_over_all_states() {
-        let a = parse_host_ticks("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n").unwrap();
-        assert_eq!(a, HostTicks { total: 1000, busy: 150, steal: 0 });
+        let a =
+            parse_host_ticks("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n").unwrap();
+        assert_eq!(
+            a,
+            HostTicks {
+                total: 1000,
+                busy: 150,
+                steal: 0
+            }
+        );
         let b = parse_host_ticks("cpu  400 0 150 850 50 10 30 10 0 0\n").unwrap();
         // 450 more busy of 500 more in all, 10 of them stolen
         let (busy, steal) = host_percent(a, b).unwrap();

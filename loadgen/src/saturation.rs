@@ -223,11 +223,11 @@ mod tests {
     #[test]
     fn only_seconds_that_carry_measurements_are_judged() {
         let series = [
-            second(1.0, 1.0, 120.0, 70.0, 0, 500),   // ramp: connects timed
-            second(2.0, 1.0, 185.0, 95.0, 1000, 0),  // saturated, both ways
-            second(3.0, 1.0, 100.0, 96.0, 1000, 0),  // host busy (the server)
-            second(4.0, 1.0, 60.0, 60.0, 2000, 0),   // fine
-            second(5.0, 1.0, 199.0, 99.0, 0, 0),     // closing: nothing timed
+            second(1.0, 1.0, 120.0, 70.0, 0, 500),  // ramp: connects timed
+            second(2.0, 1.0, 185.0, 95.0, 1000, 0), // saturated, both ways
+            second(3.0, 1.0, 100.0, 96.0, 1000, 0), // host busy (the server)
+            second(4.0, 1.0, 60.0, 60.0, 2000, 0),  // fine
+            second(5.0, 1.0, 199.0, 99.0, 0, 0),    // closing: nothing timed
             second(5.004, 0.004, 227.0, 100.0, 0, 0), // the closing sliver
         ];
         let s = Saturation::judge(&series, 2);
@@ -240,14 +240,22 @@ mod tests {
         assert_eq!(s.timed_share, 0.5);
         let text = s.describe().unwrap();
         assert!(text.contains("CPU-saturated in 1 of the 4 measured seconds (second 2; peak 185 % of one core, 2 cores = 200 %)"), "{text}");
-        assert!(text.contains("its host was saturated in 2 of the 4 measured seconds (second 2-3; busiest 96 %"), "{text}");
+        assert!(
+            text.contains(
+                "its host was saturated in 2 of the 4 measured seconds (second 2-3; busiest 96 %"
+            ),
+            "{text}"
+        );
         assert!(text.contains("50 % of the timed messages"), "{text}");
     }
 
     #[test]
     fn a_run_against_a_down_target_is_not_saturated() {
         // nothing timed at all: no second is judged, whatever the CPU read
-        let series = [second(1.0, 1.0, 30.0, 20.0, 0, 0), second(1.01, 0.01, 234.0, 100.0, 0, 0)];
+        let series = [
+            second(1.0, 1.0, 30.0, 20.0, 0, 0),
+            second(1.01, 0.01, 234.0, 100.0, 0, 0),
+        ];
         let s = Saturation::judge(&series, 2);
         assert_eq!((s.judged_secs, s.loadgen_cpu_max), (0, 0.0));
         assert!(!s.any());
@@ -267,12 +275,25 @@ mod tests {
 
     #[test]
     fn one_saturated_agent_marks_the_merged_second() {
-        let a = [second(1.0, 1.0, 50.0, 60.0, 100, 0), second(2.0, 1.0, 185.0, 60.0, 100, 0)];
-        let b = [second(1.0, 1.0, 50.0, 60.0, 100, 0), second(2.0, 1.0, 10.0, 60.0, 100, 0)];
-        let merged = [second(1.0, 1.0, 100.0, 60.0, 200, 0), second(2.0, 1.0, 195.0, 60.0, 200, 0)];
+        let a = [
+            second(1.0, 1.0, 50.0, 60.0, 100, 0),
+            second(2.0, 1.0, 185.0, 60.0, 100, 0),
+        ];
+        let b = [
+            second(1.0, 1.0, 50.0, 60.0, 100, 0),
+            second(2.0, 1.0, 10.0, 60.0, 100, 0),
+        ];
+        let merged = [
+            second(1.0, 1.0, 100.0, 60.0, 200, 0),
+            second(2.0, 1.0, 195.0, 60.0, 200, 0),
+        ];
         let s = Saturation::judge_parts(&merged, &[(&a, 2), (&b, 2)]);
         assert_eq!(s.cores, 4);
-        assert_eq!(s.loadgen_secs, vec![2], "a's second 2, though the sum is under 4 cores' mark");
+        assert_eq!(
+            s.loadgen_secs,
+            vec![2],
+            "a's second 2, though the sum is under 4 cores' mark"
+        );
         assert_eq!(s.timed_share, 0.5);
     }
 

@@ -141,7 +141,6 @@ impl Verdict {
             ramp_asked: paced(opts.ramp),
             ramp_achieved: outcome.ramp_achieved(),
             sending_secs: outcome.sending_secs,
-
         }
     }
 }
@@ -317,7 +316,11 @@ mod tests {
 
     #[test]
     fn the_run_info_carries_both_ramps() {
-        let v = judge(&opts(&["--ramp", "5000", "-c", "10"]), &ramped(10, 2.0, 1), None);
+        let v = judge(
+            &opts(&["--ramp", "5000", "-c", "10"]),
+            &ramped(10, 2.0, 1),
+            None,
+        );
         let info = v.run_info(&opts(&["--ramp", "5000"]), &ramped(10, 2.0, 1));
         assert_eq!(
             (info.ramp_asked, info.ramp_achieved),

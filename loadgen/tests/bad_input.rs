@@ -43,6 +43,19 @@ fn an_unreachable_target_is_counted_as_refused() {
     // stderr says why the run failed
     assert!(run.stderr.contains("refused"), "{}", run.describe());
     assert!(run.stderr.contains("0 of 10"), "{}", run.describe());
+    // Nothing was timed, so no second is judged for saturation: the closing
+    // sliver's CPU (a clock tick over a few milliseconds reads as hundreds
+    // of percent) is no peak, and nothing warns.
+    let run_info = &run.json.as_ref().unwrap()["run"]["saturation"];
+    assert_eq!(run_info["judged_secs"], 0, "{}", run.describe());
+    assert_eq!(run_info["loadgen_cpu_max"], 0.0, "{}", run.describe());
+    assert!(
+        run.stdout
+            .contains("CPU in the measured seconds: loadgen max 0 % of one core"),
+        "{}",
+        run.describe()
+    );
+    assert!(!run.stdout.contains("WARNING"), "{}", run.describe());
 }
 
 #[test]

@@ -35,17 +35,6 @@ fn color(kind: Latency) -> &'static str {
     }
 }
 
-/// The kind's name for people.
-pub fn kind_name(kind: Latency) -> &'static str {
-    match kind {
-        Latency::Connect => "connect",
-        Latency::RoundTrip => "round trip",
-        Latency::Fanout => "fan-out",
-        Latency::Echo => "echo",
-        Latency::Delivery => "delivery",
-    }
-}
-
 const NO_SAMPLES: &str = "no samples";
 
 /// The clients' charts of a phase: those over time, which the server's
@@ -67,7 +56,7 @@ pub fn phase_charts(phase: &PhaseResult, slot: usize) -> PhaseCharts {
         latency_over_time(phase, id("latency"), span),
     ];
     let mut figures = Vec::new();
-    let with_samples: Vec<(Latency, &LatencyHistogram)> = Latency::ALL
+    let with_samples: Vec<(Latency, &LatencyHistogram)> = Latency::DISPLAY
         .into_iter()
         .filter_map(|k| phase.totals.latency(k).map(|h| (k, h)))
         .filter(|(_, h)| h.count > 0)
@@ -245,9 +234,9 @@ fn latency_over_time(phase: &PhaseResult, id: String, span: Option<(f64, f64)>) 
         Latency::Fanout,
         Latency::Echo,
     ]
-        .into_iter()
-        .filter(|&k| has(k))
-        .collect();
+    .into_iter()
+    .filter(|&k| has(k))
+    .collect();
     if kinds.is_empty() && has(Latency::Connect) {
         kinds.push(Latency::Connect);
     }
@@ -268,19 +257,19 @@ fn latency_over_time(phase: &PhaseResult, id: String, span: Option<(f64, f64)>) 
                 .collect()
         };
         series.push(Series {
-            name: format!("{} p99", kind_name(kind)),
+            name: format!("{} p99", Latency::label(kind)),
             color: color(kind),
             dashed: false,
             points: pick(true),
         });
         series.push(Series {
-            name: format!("{} p50", kind_name(kind)),
+            name: format!("{} p50", Latency::label(kind)),
             color: color(kind),
             dashed: true,
             points: pick(false),
         });
     }
-    let names: Vec<&str> = kinds.iter().map(|&k| kind_name(k)).collect();
+    let names: Vec<&str> = kinds.iter().map(|&k| Latency::label(k)).collect();
     let chart = Chart {
         id,
         title: "Latency percentiles over time".to_string(),
@@ -523,10 +512,10 @@ fn distribution(kind: Latency, h: &LatencyHistogram, id: String) -> Figure {
     let max_nines = nines_for(hist.len());
     let chart = Chart {
         id,
-        title: format!("{} latency by percentile", kind_name(kind)),
+        title: format!("{} latency by percentile", Latency::label(kind)),
         desc: format!(
             "{} latency over {} samples: p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms.",
-            kind_name(kind),
+            Latency::label(kind),
             format::int(h.count),
             format::ms(h.p50_ms),
             format::ms(h.p99_ms),
@@ -539,7 +528,7 @@ fn distribution(kind: Latency, h: &LatencyHistogram, id: String) -> Figure {
         y: Unit::Ms,
         y_label: "latency (ms)".to_string(),
         series: vec![Series {
-            name: kind_name(kind).to_string(),
+            name: Latency::label(kind).to_string(),
             color: color(kind),
             dashed: false,
             points: percentile_curve(hist, max_nines),
@@ -547,7 +536,7 @@ fn distribution(kind: Latency, h: &LatencyHistogram, id: String) -> Figure {
         refs: Vec::new(),
     };
     Figure {
-        title: format!("{} latency distribution", capitalized(kind_name(kind))),
+        title: format!("{} latency distribution", capitalized(Latency::label(kind))),
         svg: svg::render(&chart).ok_or_else(|| NO_SAMPLES.to_string()),
         caption: Some(format!(
             "{} samples, from the merged HDR histogram (exact); the right end is the maximum, {} ms.",

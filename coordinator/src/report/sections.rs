@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use loadgen::stats::{Latency, Totals};
 
-use super::charts::{self, kind_name, Figure};
+use super::charts::{self, Figure};
 use super::format::{self, int, NONE};
 use super::html::{esc, num, pass_badge, table, text, Row};
 use crate::results::{
@@ -459,24 +459,14 @@ fn counts_line(title: &str, counts: &BTreeMap<String, u64>) -> String {
     )
 }
 
-/// Latency kinds in the report's order: the headline first, its parts,
-/// then connect.
-const LATENCY_ORDER: [Latency; 5] = [
-    Latency::Delivery,
-    Latency::RoundTrip,
-    Latency::Fanout,
-    Latency::Echo,
-    Latency::Connect,
-];
-
 fn latency_table(t: &Totals) -> String {
-    let rows: Vec<Row> = LATENCY_ORDER
+    let rows: Vec<Row> = Latency::DISPLAY
         .into_iter()
         .filter_map(|k| t.latency(k).map(|h| (k, h)))
         .filter(|(_, h)| h.count > 0)
         .map(|(k, h)| Row {
             cells: vec![
-                esc(kind_name(k)),
+                esc(Latency::label(k)),
                 int(h.count),
                 esc(&format::ms(h.p50_ms)),
                 esc(&format::ms(h.p90_ms)),

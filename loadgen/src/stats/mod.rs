@@ -59,6 +59,15 @@ impl Latency {
         Latency::Echo,
     ];
 
+    /// The order people read them in: the headline, its parts, connect.
+    pub const DISPLAY: [Latency; 5] = [
+        Latency::Delivery,
+        Latency::RoundTrip,
+        Latency::Fanout,
+        Latency::Echo,
+        Latency::Connect,
+    ];
+
     /// The kinds that time a copy of a sent message: together, delivery.
     pub const COPIES: [Latency; 3] = [Latency::RoundTrip, Latency::Fanout, Latency::Echo];
 
@@ -69,6 +78,17 @@ impl Latency {
             Latency::Connect => "connect",
             Latency::RoundTrip => "round_trip",
             Latency::Fanout => "fanout",
+            Latency::Echo => "echo",
+            Latency::Delivery => "delivery",
+        }
+    }
+
+    /// The kind's name for people, in summaries and reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Latency::Connect => "connect",
+            Latency::RoundTrip => "round trip",
+            Latency::Fanout => "fan-out",
             Latency::Echo => "echo",
             Latency::Delivery => "delivery",
         }
