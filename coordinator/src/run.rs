@@ -15,6 +15,7 @@
 //! silent or drops its connection is reported by name and handled as the
 //! scenario's `on_agent_failure` says.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use loadgen::control::{self, Order, PhaseJob, Report};
@@ -544,6 +545,14 @@ impl<'a> Runner<'a> {
             .map(|a| (a.intervals.as_slice(), a.threads))
             .collect();
         result.saturation = Saturation::judge_parts(&result.intervals, &series);
+        result.saturation.cores = self.usable_cores(&result.agents);
+        // the agents' machines, not the coordinator's
+        result.saturation.host_cores = result
+            .agents
+            .iter()
+            .map(|a| a.saturation.host_cores)
+            .max()
+            .unwrap_or(0);
         result.figures =
             figures::phase_figures(&result.totals, held_after_ramp, result.sending_secs);
         let phase = &self.setup.scenario.phases[result.index];
@@ -600,6 +609,38 @@ impl<'a> Runner<'a> {
         self.results.finished_unix_ms = control::unix_ms();
         self.live.finished(self.results.passed);
         std::mem::take(&mut self.results)
+    }
+}
+
+impl Runner<'_> {
+    /// The cores the phase's agents could use together: agents on one host
+    /// (one boot id) share its cores, so three agents of two threads each
+    /// on a 2-core machine have 2, not 6.
+    fn usable_cores(&self, agents: &[AgentPhase]) -> usize {
+        // (threads, the host's cores) per host; an agent whose host is
+        // unknown (no boot id) counts as a host of its own
+        let mut hosts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (k, a) in agents.iter().enumerate() {
+            let host = self
+                .members
+                .get(a.agent)
+                .and_then(|m| m.link.info.boot_id.clone())
+                .unwrap_or_else(|| format!("agent {k}"));
+            let (threads, cores) = hosts.entry(host).or_default();
+            *threads += a.threads.max(1);
+            *cores = (*cores).max(a.saturation.host_cores);
+        }
+        hosts
+            .values()
+            .map(|&(threads, cores)| {
+                if cores > 0 {
+                    threads.min(cores)
+                } else {
+                    threads
+                }
+            })
+            .sum::<usize>()
+            .max(1)
     }
 }
 

@@ -116,6 +116,11 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
         count(Latency::RoundTrip) + count(Latency::Fanout),
         totals.copies_received
     );
+    // The three agents share this host's cores: the phase's CPU figures
+    // are against them, not against three times them.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(results.phases[0].saturation.cores, cores);
+    assert_eq!(results.phases[0].saturation.host_cores, cores);
     // and delivery, the headline, is every one of them
     assert_eq!(count(Latency::Delivery), totals.copies_received);
     assert_eq!(totals.timed_share(), Some(1.0));

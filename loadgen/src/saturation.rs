@@ -31,6 +31,9 @@ pub struct Saturation {
     /// Cores the load generator could use (all its processes); its own
     /// CPU figures are in percent of one core, so `cores` × 100 is all.
     pub cores: usize,
+    /// Cores of the machine it ran on (0: unknown, from an older agent).
+    #[serde(default)]
+    pub host_cores: usize,
     /// Seconds judged: those that carried measurements.
     pub judged_secs: u64,
     /// Of those, the ones in which the load generator's own CPU reached
@@ -95,6 +98,7 @@ impl Saturation {
         };
         let mut s = Saturation {
             cores: cores.max(1),
+            host_cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             ..Saturation::default()
         };
         let (mut all, mut in_saturated) = (0u64, 0u64);
