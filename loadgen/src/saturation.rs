@@ -103,7 +103,9 @@ impl Saturation {
         };
         let (mut all, mut in_saturated) = (0u64, 0u64);
         for (k, iv) in merged.iter().enumerate() {
-            if timed(iv) == 0 || !(iv.secs >= MIN_JUDGED_SECS) {
+            // a NaN length is no second either
+            let long_enough = iv.secs.is_finite() && iv.secs >= MIN_JUDGED_SECS;
+            if timed(iv) == 0 || !long_enough {
                 continue;
             }
             s.judged_secs += 1;
