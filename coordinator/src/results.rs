@@ -125,6 +125,18 @@ pub struct ServerSeries {
     pub totals: ServerTotals,
 }
 
+impl ServerSeries {
+    /// The highest finite value of `f` over the samples, `None` when no
+    /// sample has one.
+    pub fn peak(&self, f: impl Fn(&ServerSample) -> Option<f64>) -> Option<f64> {
+        self.samples
+            .iter()
+            .filter_map(f)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
+    }
+}
+
 /// One scrape. Rates and CPU are over the span since the previous
 /// successful scrape, so the first sample of a phase has none; a figure
 /// the server does not export, or a counter that went backwards (a

@@ -81,13 +81,7 @@ pub fn render(results: &Results) -> String {
 
 /// The server's busiest figures of the phase and how its scrapes went.
 fn server_line(s: &ServerSeries) -> String {
-    let peak = |f: fn(&ServerSample) -> Option<f64>| {
-        s.samples
-            .iter()
-            .filter_map(f)
-            .filter(|v| v.is_finite())
-            .reduce(f64::max)
-    };
+    let peak = |f: fn(&ServerSample) -> Option<f64>| s.peak(f);
     let mut line = String::from("\nServer");
     if let Some(cpu) = peak(|x| x.cpu_percent) {
         let _ = write!(line, "  cpu max {cpu:.0}%");

@@ -254,13 +254,7 @@ fn server_part(p: &PhaseResult, s: &ServerSeries, slot: usize) -> String {
         );
         return out;
     }
-    let peak = |f: fn(&ServerSample) -> Option<f64>| {
-        s.samples
-            .iter()
-            .filter_map(f)
-            .filter(|v| v.is_finite())
-            .reduce(f64::max)
-    };
+    let peak = |f: fn(&ServerSample) -> Option<f64>| s.peak(f);
     let or_none = |v: Option<String>| v.unwrap_or_else(|| NONE.to_string());
     let t = &s.totals;
     out.push_str("<div class=\"stats\">");
