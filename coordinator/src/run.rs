@@ -741,6 +741,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_threshold_names_the_saturation_of_its_scope() {
+        let failed = ThresholdResult {
+            passed: false,
+            ..ThresholdResult::default()
+        };
+        let passed = ThresholdResult {
+            passed: true,
+            ..ThresholdResult::default()
+        };
+        let busy = Saturation {
+            cores: 2,
+            judged_secs: 10,
+            host_secs: vec![4, 5],
+            host_cpu_max: 97.0,
+            timed_share: 0.3,
+            ..Saturation::default()
+        };
+        let quiet = Saturation {
+            judged_secs: 10,
+            ..Saturation::default()
+        };
+        let said = caveat(&failed, [&quiet, &busy]).unwrap();
+        assert!(
+            said.starts_with(
+                "but its host was saturated in 2 of the 10 measured seconds (second 4-5"
+            ),
+            "{said}"
+        );
+        assert!(said.contains("30 % of the timed messages"), "{said}");
+        assert_eq!(caveat(&passed, [&busy]), None, "a threshold that held");
+        assert_eq!(caveat(&failed, [&quiet]), None, "a quiet scope");
+        let problems = phase_problems(
+            &Totals {
+                messages_sent: 200,
+                messages_lost: 3,
+                messages_unexpected: 2,
+                unexpected_example: Some("an error from the server: \"error: x\"".into()),
+                ..Totals::default()
+            },
+            &serde_yaml::from_str("name: chat\nduration: 10s\nconnections: 10\nmax_loss: 0.01")
+                .unwrap(),
+        );
+        assert_eq!(
+            problems,
+            [
+                "phase chat: lost 3 of 200 messages sent (1.5 %), more than its max_loss 0.01 allows",
+                "phase chat: received 2 messages that were not the run's (e.g. an error from the server: \"error: x\"): the server did not do what the workload asked",
+            ]
+        );
+    }
+
+    #[test]
     fn the_interruption_names_its_signal() {
         assert_eq!(
             interrupted_by(Some(StopSignal::Terminate)),
