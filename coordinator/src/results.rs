@@ -85,6 +85,14 @@ pub struct PhaseResult {
     /// together): the phase's message rates are per second of this.
     #[serde(default)]
     pub sending_secs: f64,
+    /// The phase's `ramp` (connections per second, all agents together);
+    /// `None` for an unpaced ramp.
+    #[serde(default)]
+    pub ramp_asked: Option<f64>,
+    /// What the agents achieved together: their connections attempted
+    /// during the ramp over the longest ramp; `None` without a ramp.
+    #[serde(default)]
+    pub ramp_achieved: Option<f64>,
     /// Every agent's totals merged: counters summed, histograms merged.
     pub totals: Totals,
     pub figures: Figures,

@@ -111,6 +111,8 @@ fn run_info(results: &Results, phase: &PhaseResult) -> RunInfo {
         held_after_ramp: phase.agents.iter().map(|a| a.held_after_ramp).sum(),
         processes: phase.agents.iter().map(|a| a.processes).sum(),
         ramp_secs: phase.ramp_secs,
+        ramp_asked: phase.ramp_asked,
+        ramp_achieved: phase.ramp_achieved,
         sending_secs: phase.sending_secs,
         // The agents block below names each agent and its share.
         ..RunInfo::default()

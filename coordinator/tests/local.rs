@@ -116,6 +116,16 @@ fn the_smoke_scenario_runs_the_whole_lab_locally() {
         count(Latency::RoundTrip) + count(Latency::Fanout),
         totals.copies_received
     );
+    // The ramp asked (the scenario's) beside the ramp the agents achieved
+    // together, in results.json and the summary.
+    let phase = &results.phases[0];
+    assert_eq!(phase.ramp_asked, Some(1500.0));
+    let achieved = phase.ramp_achieved.expect("the ramp achieved");
+    assert!(achieved > 0.0 && achieved <= 3000.0, "{achieved}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("asked 1,500/s"),
+        "{show}"
+    );
     // The three agents share this host's cores: the phase's CPU figures
     // are against them, not against three times them.
     let cores = std::thread::available_parallelism().unwrap().get();

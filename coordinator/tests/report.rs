@@ -327,6 +327,8 @@ fn phase(rng: &mut Rng, index: usize, plan: &Plan, agents: [AgentPlan; 3]) -> Ph
         saturation,
         agents: parts,
         ramp_secs: 3.0,
+        ramp_asked: None,
+        ramp_achieved: None,
         sending_secs: PHASE_SECS as f64 - 3.0,
         server: None,
     };
@@ -355,7 +357,7 @@ fn fixture() -> Results {
         },
         [quiet(38.0), quiet(41.5), quiet(44.0)],
     );
-    let peak = phase(
+    let mut peak = phase(
         &mut rng,
         1,
         &Plan {
@@ -378,6 +380,9 @@ fn fixture() -> Results {
             },
         ],
     );
+    // the peak's ramp fell short of what was asked
+    peak.ramp_asked = Some(2000.0);
+    peak.ramp_achieved = Some(1500.0);
     let run_totals = Totals::merged([&warm_up.totals, &peak.totals]);
     let rtt = run_totals.latency(Latency::RoundTrip).unwrap().p99_ms;
     let threshold = |scope: &str, expr: &str, value: Option<f64>, passed: bool, detail: &str| {
@@ -577,6 +582,21 @@ fn fixture_report_has_every_chart_table_and_escaped_text() {
     let agents = section(peak, "<table class=\"agents\">", "</table>");
     assert!(agents.contains("4,000..6,000"), "agent c's slice");
     assert!(agents.contains("186 %"));
+    // ...and the phase says so above its figures, with the seconds and
+    // the share of the timed messages in them
+    let saturated = section(peak, "<p class=\"warn\">Saturated: ", "</p>");
+    assert!(
+        saturated.contains("the load generator was CPU-saturated in"),
+        "{saturated}"
+    );
+    assert!(saturated.contains("of the timed messages"), "{saturated}");
+    let warm_up = section(&html, "id=\"phase-0\"", "</section>");
+    assert!(!warm_up.contains("Saturated: "));
+    // the ramp asked beside the ramp achieved, flagged when short
+    assert!(
+        peak.contains("<div class=\"k\">ramp achieved</div><div class=\"v\">1,500/s</div><div class=\"sub\"><span class=\"warn\">asked 2,000/s</span>; over 3.0 s</div>"),
+        "{peak}"
+    );
     assert!(html.contains("2025-10-09 08:53:20 UTC"));
     assert!(html.contains("1m 7s"));
 }

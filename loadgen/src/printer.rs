@@ -147,7 +147,8 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
         if sat.cores.max(1) == 1 { "core" } else { "cores" },
         sat.cores.max(1) * 100,
         sat.host_cpu_max,
-        if sat.steal_max > 0.0 {
+        // below half a percent it would print as 0 %
+        if sat.steal_max >= 0.5 {
             format!(", steal max {:.0} %", sat.steal_max)
         } else {
             String::new()
@@ -196,9 +197,9 @@ pub fn summary(t: &Totals, run: &RunInfo) -> String {
             );
         }
         out.push_str(
-            "  A saturated load generator measures itself, not the server: rates are\n  \
-             capped by loadgen and latencies include its own queueing. Spread the load\n  \
-             over more processes or machines and run again.\n",
+            "  A saturated load generator, or a host it shares with the server, measures\n  \
+             itself, not the server: rates are capped and latencies include its own\n  \
+             queueing. Spread the load over more processes or machines and run again.\n",
         );
     }
 
@@ -745,7 +746,10 @@ mod tests {
         ] {
             assert!(s.lines().any(|l| l == line), "no {line:?} in {s}");
         }
-        assert!(s.contains("measures itself, not the server"), "{s}");
+        assert!(
+            s.contains("itself, not the server: rates are capped"),
+            "{s}"
+        );
 
         // copies from another host's senders are counted, not timed
         let mut t = totals();

@@ -389,6 +389,23 @@ fn key_figures(p: &PhaseResult) -> String {
         int(held_after_ramp),
         format!("peak {}", int(t.peak_connections)),
     );
+    if let Some(achieved) = p.ramp_achieved {
+        // the ramp that happened beside the ramp that was asked
+        let asked = match p.ramp_asked {
+            Some(asked) if achieved < asked * 0.9 => format!(
+                "<span class=\"warn\">asked {}/s</span>",
+                esc(&format::rate(asked))
+            ),
+            Some(asked) => format!("asked {}/s", esc(&format::rate(asked))),
+            None => "unpaced".to_string(),
+        };
+        stat(
+            &mut out,
+            "ramp achieved",
+            format!("{}/s", format::rate(achieved)),
+            format!("{asked}; over {:.1} s", p.ramp_secs),
+        );
+    }
     let errors = t.connect_errors_total();
     let errors_sub = if errors > 0 {
         format!("<span class=\"warn\">{} errors</span>", int(errors))
@@ -429,6 +446,9 @@ fn key_figures(p: &PhaseResult) -> String {
     stat(&mut out, "messages lost", int(t.messages_lost), lost_sub);
     out.push_str("</div>");
 
+    if let Some(saturated) = p.saturation.describe() {
+        let _ = write!(out, "<p class=\"warn\">Saturated: {}.</p>", esc(&saturated));
+    }
     out.push_str(&counts_line("Connect errors", &t.connect_errors));
     out.push_str(&counts_line("Unexpected closes", &t.closes_unexpected));
     out
