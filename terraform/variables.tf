@@ -71,17 +71,17 @@ variable "target_connections" {
 variable "scenario" {
   description = "Knobs of the generated scenario (defaults: scenarios/1m.yaml's). See modules/plan/variables.tf."
   type = object({
-    workload      = optional(string, "chat-binary")
-    ramp          = optional(number, 20000)
-    max_inflight  = optional(number, 2048)
-    room_size     = optional(number, 10)
-    chatters      = optional(number, 0.1)
-    rate          = optional(number, 1)
-    size          = optional(number, 64)
-    hold_seconds  = optional(number, 250)
-    ping_interval = optional(string, "30s")
-    drain         = optional(string, "5s")
-    rtt_p99_ms    = optional(number, 100)
+    workload        = optional(string, "chat-binary")
+    ramp            = optional(number, 20000)
+    max_inflight    = optional(number, 2048)
+    room_size       = optional(number, 10)
+    chatters        = optional(number, 0.1)
+    rate            = optional(number, 1)
+    size            = optional(number, 64)
+    hold_seconds    = optional(number, 250)
+    ping_interval   = optional(string, "30s")
+    drain           = optional(string, "5s")
+    delivery_p99_ms = optional(number, 100)
   })
   default = {}
 }

@@ -40,7 +40,7 @@ locals {
     size                = var.scenario.size
     ping_interval       = var.scenario.ping_interval
     drain               = var.scenario.drain
-    rtt_p99_ms          = var.scenario.rtt_p99_ms
+    delivery_p99_ms     = var.scenario.delivery_p99_ms
   })
 
   # One scrape job per role; "node" takes every instance of the lab.

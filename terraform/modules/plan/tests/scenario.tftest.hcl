@@ -82,7 +82,7 @@ run "the_phase_is_scenarios_1m_yaml_s" {
     error_message = "Phase: ${jsonencode(yamldecode(output.scenario.yaml).phases)}"
   }
   assert {
-    condition     = yamldecode(output.scenario.yaml).thresholds == ["connections_held >= 1000000", "connect_errors_ratio < 0.001", "rtt_p99_ms < 100", "messages_lost == 0"]
+    condition     = yamldecode(output.scenario.yaml).thresholds == ["connections_held >= 1000000", "connect_errors_ratio < 0.001", "delivery_p99_ms < 100", "messages_lost == 0"]
     error_message = "Thresholds: ${jsonencode(yamldecode(output.scenario.yaml).thresholds)}"
   }
 }
