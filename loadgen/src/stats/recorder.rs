@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -135,6 +135,9 @@ pub struct Recorder {
     /// The first message received that was not ours, for the reason a run
     /// fails with (cold: taken only when one arrives).
     unexpected_example: Mutex<Option<String>>,
+    /// Set once the example is kept, so that a server answering every
+    /// message with an error costs a relaxed load per message, not a lock.
+    has_unexpected_example: AtomicBool,
     base: Mutex<Base>,
 }
 
@@ -170,6 +173,7 @@ impl Recorder {
             closes_by_code: Mutex::new(HashMap::new()),
             closes_by_error: Mutex::new(HashMap::new()),
             unexpected_example: Mutex::new(None),
+            has_unexpected_example: AtomicBool::new(false),
             base: Mutex::new(Base {
                 drained: std::array::from_fn(|_| new_histogram()),
                 spare: new_histogram(),
@@ -271,9 +275,13 @@ impl Recorder {
     /// example a failed run names.
     pub fn unexpected(&self, what: impl FnOnce() -> String) {
         self.shard().messages_unexpected.fetch_add(1, Relaxed);
+        if self.has_unexpected_example.load(Relaxed) {
+            return;
+        }
         let mut example = lock(&self.unexpected_example);
         if example.is_none() {
             *example = Some(what());
+            self.has_unexpected_example.store(true, Relaxed);
         }
     }
 
