@@ -6,11 +6,18 @@
 //! room shape, the server's CPU and memory, and the accounting of every
 //! copy the server owed.
 //!
+//! Every figure is printed with the shape it was measured in
+//! ([`Shape`]): the same server gives 800,000 deliveries/s to 50 busy
+//! senders in 10 rooms and a fifth of that to 3,600 slow ones in 180
+//! rooms, so a figure without its shape says little. [`Preset`] names the
+//! two shapes BENCHMARKS.md quotes.
+//!
 //! Open model: a sender's k-th message is due at a fixed time whatever
 //! happened to the previous ones, and its latency counts from that due
 //! time. A server (or a bench) that stalls therefore shows up as latency
 //! instead of silently lowering the offered load (coordinated omission).
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,12 +27,108 @@ use clap::Parser;
 use loadgen::engine::{self, Plan};
 use loadgen::opts::{Cli, RunOpts};
 use loadgen::proc_stats::{CpuMeter, Memory};
+use loadgen::saturation::Saturation;
 use loadgen::stats::{Latency, LatencyHistogram, Totals};
 use protocol::Proto;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::report::{fixed, thousands};
 use crate::server_proc::{ServerConfig, ServerProcess};
+
+/// The shapes BENCHMARKS.md quotes, by name, so that a figure there can be
+/// re-measured with one flag. Flags given beside a preset override it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// 1,000 connections in 10 rooms of 100, 5 senders per room (50 in
+    /// all) at 20 msg/s: 100,000 deliveries/s asked. With `--rate 160`,
+    /// the 800,000 deliveries/s of the README.
+    FewSenders,
+    /// 18,000 connections in 180 rooms of 100, a fifth of them sending (20
+    /// per room, 3,600 in all) at 0.28 msg/s: 100,800 deliveries/s asked.
+    /// A chat service's shape: many members, each saying little. One
+    /// bench process holds all of it (under the 19,990 sockets one
+    /// process may open here).
+    ManySenders,
+}
+
+/// The values a [`Preset`] sets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PresetValues {
+    pub rooms: usize,
+    pub members: usize,
+    /// Senders per room.
+    pub senders: usize,
+    pub rate: f64,
+    pub duration: Duration,
+    pub warmup: Duration,
+}
+
+impl Preset {
+    pub fn values(self) -> PresetValues {
+        match self {
+            Preset::FewSenders => PresetValues {
+                rooms: 10,
+                members: 100,
+                senders: 5,
+                rate: 20.0,
+                duration: Duration::from_secs(10),
+                warmup: Duration::from_secs(2),
+            },
+            // At 0.28 msg/s a sender sends every 3.6 s: 20 s of sending
+            // gives each of them five or six messages, and the time
+            // allowed for connecting covers 18,000 upgrades and joins on
+            // the shared cores.
+            Preset::ManySenders => PresetValues {
+                rooms: 180,
+                members: 100,
+                senders: 20,
+                rate: 0.28,
+                duration: Duration::from_secs(20),
+                warmup: Duration::from_secs(5),
+            },
+        }
+    }
+}
+
+/// The load a figure was measured under, printed on the same line as the
+/// figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shape {
+    pub connections: usize,
+    pub rooms: usize,
+    pub members: usize,
+    /// Senders in all (rooms × senders per room).
+    pub senders: usize,
+    /// Messages per second per sender.
+    pub rate: f64,
+    /// Messages per second into the server, asked: senders × rate.
+    pub messages_per_sec: f64,
+    /// Copies per second out of the server, asked: every message goes to
+    /// every member of its room, the sender included.
+    pub deliveries_per_sec: f64,
+    pub proto: &'static str,
+    pub size: usize,
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} connections ({} rooms × {} members), {} senders × {} msg/s = {} msg/s in, {} deliveries/s asked, {} {} B",
+            thousands(self.connections as f64),
+            thousands(self.rooms as f64),
+            thousands(self.members as f64),
+            thousands(self.senders as f64),
+            self.rate,
+            thousands(self.messages_per_sec),
+            thousands(self.deliveries_per_sec),
+            self.proto,
+            self.size
+        )
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BroadcastConfig {
@@ -54,6 +157,22 @@ pub struct BroadcastConfig {
 impl BroadcastConfig {
     pub fn connections(&self) -> usize {
         self.rooms * self.members
+    }
+
+    pub fn shape(&self) -> Shape {
+        let senders = self.rooms * self.senders;
+        let messages_per_sec = senders as f64 * self.rate;
+        Shape {
+            connections: self.connections(),
+            rooms: self.rooms,
+            members: self.members,
+            senders,
+            rate: self.rate,
+            messages_per_sec,
+            deliveries_per_sec: messages_per_sec * self.members as f64,
+            proto: self.proto.as_str(),
+            size: self.size,
+        }
     }
 
     /// The run as `loadgen run` options: `members` connections in each of
@@ -130,6 +249,8 @@ impl BroadcastConfig {
 /// Everything the report needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct BroadcastResult {
+    /// What was asked: printed beside every headline figure.
+    pub shape: Shape,
     pub connections: usize,
     /// Connections open when every member had connected.
     pub held: u64,
@@ -149,16 +270,29 @@ pub struct BroadcastResult {
     pub received_deliveries: u64,
     pub lost: i64,
     pub delivered_per_sec: f64,
-    /// Percentiles in ms, with the HDR histogram (base64), mergeable.
+    /// The headline latency: every timed copy, the sender's own and the
+    /// other members', from its due time (loadgen's
+    /// [`Latency::Delivery`]). A server that hurries the sender's copy and
+    /// keeps the room waiting cannot look fast on it. Percentiles in ms,
+    /// with the HDR histogram (base64), mergeable.
+    pub delivery: LatencyHistogram,
+    /// Details of `delivery`: the sender's own copy back...
     pub round_trip: LatencyHistogram,
+    /// ...and the other members' copies.
     pub fanout: LatencyHistogram,
     /// The bench's and the server's CPU over the seconds of sending, in
     /// percent of one core.
     pub bench_cpu_percent: f64,
     pub server_cpu_percent: f64,
-    /// The bench's busiest second reached 90 % of its cores: its latencies
-    /// are partly its own.
-    pub bench_saturated: bool,
+    /// loadgen's judgement of the seconds that carried measurements: in
+    /// which of them the bench (the load generator) or the host ran out of
+    /// CPU, and the share of timed copies that fell in those seconds.
+    pub saturation: Saturation,
+    /// Some timed copy fell in a second when the bench or the host was
+    /// saturated: its latencies are then partly the machine's queueing,
+    /// not the server's. A saturated ramp alone, before any copy was
+    /// timed, does not count.
+    pub saturated: bool,
     pub server_rss_start: Memory,
     pub server_rss_end: Memory,
     pub connect_errors: u64,
@@ -231,7 +365,7 @@ pub async fn measure(
         outcome.ramp_secs,
         outcome.sending_secs,
         (bench_cpu_percent, server_cpu_percent),
-        outcome.saturation.loadgen(),
+        &outcome.saturation,
         (server_rss_start, server_rss_end),
     ))
 }
@@ -269,40 +403,70 @@ fn result(
     connect_secs: f64,
     sending_secs: f64,
     (bench_cpu_percent, server_cpu_percent): (f64, f64),
-    bench_saturated: bool,
+    saturation: &Saturation,
     (server_rss_start, server_rss_end): (Memory, Memory),
 ) -> BroadcastResult {
-    let per_sec = |n: u64| {
-        if sending_secs > 0.0 {
-            n as f64 / sending_secs
-        } else {
-            0.0
-        }
-    };
     let expected = t.messages_sent * cfg.members as u64;
     let summary = |kind: Latency| t.latency(kind).cloned().unwrap_or_default();
     BroadcastResult {
+        shape: cfg.shape(),
         connections: cfg.connections(),
         held,
         senders_total: cfg.rooms * cfg.senders,
         connect_secs,
         sending_secs,
         sent: t.messages_sent,
-        sent_per_sec: per_sec(t.messages_sent),
+        sent_per_sec: t.sent_per_sec(sending_secs).unwrap_or(0.0),
         offered_per_sec: (cfg.rooms * cfg.senders) as f64 * cfg.rate,
         expected_deliveries: expected,
         received_deliveries: t.copies_received,
         lost: expected as i64 - t.copies_received as i64,
-        delivered_per_sec: per_sec(t.copies_received),
+        delivered_per_sec: t.copies_per_sec(sending_secs).unwrap_or(0.0),
+        delivery: summary(Latency::Delivery),
         round_trip: summary(Latency::RoundTrip),
         fanout: summary(Latency::Fanout),
         bench_cpu_percent,
         server_cpu_percent,
-        bench_saturated,
+        saturation: saturation.clone(),
+        saturated: saturation.timed_share > 0.0,
         server_rss_start,
         server_rss_end,
         connect_errors: t.connect_errors_total(),
         unexpected_closes: t.closes_unexpected_total(),
+    }
+}
+
+impl BroadcastResult {
+    /// The headline, one figure per line, each with the shape it was
+    /// measured in, then whether the machine was saturated while copies
+    /// were timed.
+    pub fn headlines(&self) -> Vec<String> {
+        let d = &self.delivery;
+        let mut lines = vec![
+            format!(
+                "delivery latency p50 / p99 / p99.9: {} / {} / {} ms | {}",
+                fixed(d.p50_ms, 2),
+                fixed(d.p99_ms, 2),
+                fixed(d.p999_ms, 2),
+                self.shape
+            ),
+            format!(
+                "delivered: {} copies/s of {} asked, {} lost | {}",
+                thousands(self.delivered_per_sec),
+                thousands(self.shape.deliveries_per_sec),
+                thousands(self.lost as f64),
+                self.shape
+            ),
+        ];
+        let s = &self.saturation;
+        lines.push(match s.describe().filter(|_| self.saturated) {
+            Some(why) => format!("saturated while measuring: YES: {why}"),
+            None => format!(
+                "saturated while measuring: no (of {} measured seconds, busiest: the bench {:.0} % of one core of {} cores, the host {:.0} % of all cores)",
+                s.judged_secs, s.loadgen_cpu_max, s.cores, s.host_cpu_max
+            ),
+        });
+        lines
     }
 }
 
@@ -361,6 +525,164 @@ mod tests {
         let mut c = cfg();
         c.rooms = 0;
         assert!(c.run_opts(addr).is_err());
+    }
+
+    fn preset_cfg(preset: Preset) -> BroadcastConfig {
+        let v = preset.values();
+        BroadcastConfig {
+            rooms: v.rooms,
+            members: v.members,
+            senders: v.senders,
+            rate: v.rate,
+            duration: v.duration,
+            warmup: v.warmup,
+            proto: Proto::Binary,
+            ..cfg()
+        }
+    }
+
+    /// Senders per room, as loadgen's workload assigns them.
+    fn senders_per_room(c: &BroadcastConfig) -> Vec<usize> {
+        let opts = c.run_opts("127.0.0.1:9".parse().unwrap()).unwrap();
+        let w = loadgen::workload::Workload::from_opts(&opts).unwrap();
+        let mut per_room = vec![0; c.rooms];
+        for i in (0..c.connections() as u64).filter(|&i| w.role(i).sends) {
+            per_room[w.room_of(i) as usize] += 1;
+        }
+        per_room
+    }
+
+    #[test]
+    fn the_many_senders_preset_is_the_issues_shape() {
+        let c = preset_cfg(Preset::ManySenders);
+        let shape = c.shape();
+        assert_eq!(shape.connections, 18_000);
+        assert_eq!(
+            (shape.rooms, shape.members, shape.senders),
+            (180, 100, 3600)
+        );
+        // about 100,000 deliveries/s: 3,600 × 0.28 × 100
+        assert!((shape.deliveries_per_sec - 100_800.0).abs() < 1e-6);
+        // one process holds it: under the 20,000 open files of this machine
+        assert!(shape.connections < 19_990);
+        assert_eq!(senders_per_room(&c), vec![20; 180]);
+        let few = preset_cfg(Preset::FewSenders).shape();
+        assert_eq!((few.connections, few.senders), (1000, 50));
+        assert_eq!(few.deliveries_per_sec, 100_000.0);
+        assert_eq!(
+            senders_per_room(&preset_cfg(Preset::FewSenders)),
+            vec![5; 10]
+        );
+    }
+
+    #[test]
+    fn the_shape_reads_as_benchmarks_md_writes_it() {
+        let mut c = preset_cfg(Preset::FewSenders);
+        c.rate = 160.0;
+        assert_eq!(
+            c.shape().to_string(),
+            "1,000 connections (10 rooms × 100 members), 50 senders × 160 msg/s = 8,000 msg/s in, 800,000 deliveries/s asked, binary 64 B"
+        );
+        assert!(preset_cfg(Preset::ManySenders)
+            .shape()
+            .to_string()
+            .starts_with("18,000 connections (180 rooms × 100 members), 3,600 senders × 0.28 msg/s = 1,008 msg/s in, 100,800 deliveries/s asked"));
+    }
+
+    #[test]
+    fn every_headline_figure_carries_its_shape_and_saturation_is_said() {
+        let c = cfg();
+        let totals = Totals {
+            messages_sent: 1000,
+            copies_received: 100_000,
+            ..Totals::default()
+        };
+        let calm = Saturation {
+            cores: 2,
+            judged_secs: 10,
+            loadgen_cpu_max: 80.0,
+            host_cpu_max: 70.0,
+            ..Saturation::default()
+        };
+        let r = result(
+            &c,
+            &totals,
+            1000,
+            0.5,
+            10.0,
+            (40.0, 50.0),
+            &calm,
+            Default::default(),
+        );
+        assert_eq!(r.delivered_per_sec, 10_000.0);
+        assert!(!r.saturated);
+        let lines = r.headlines();
+        let shape = c.shape().to_string();
+        assert!(
+            lines[0].starts_with("delivery latency p50 / p99 / p99.9:"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("delivered: 10,000 copies/s of 100,000 asked, 0 lost"),
+            "{}",
+            lines[1]
+        );
+        for line in &lines[..2] {
+            assert!(line.ends_with(&shape), "{line}");
+        }
+        assert!(
+            lines[2].starts_with("saturated while measuring: no (of 10 measured seconds"),
+            "{}",
+            lines[2]
+        );
+
+        // timed copies in a saturated second: said, with loadgen's words
+        let busy = Saturation {
+            host_secs: vec![3],
+            timed_share: 0.1,
+            host_cpu_max: 97.0,
+            ..calm.clone()
+        };
+        let r = result(
+            &c,
+            &totals,
+            1000,
+            0.5,
+            10.0,
+            (40.0, 50.0),
+            &busy,
+            Default::default(),
+        );
+        assert!(r.saturated);
+        let line = &r.headlines()[2];
+        assert!(
+            line.starts_with(
+                "saturated while measuring: YES: its host was saturated in 1 of the 10"
+            ),
+            "{line}"
+        );
+        // a saturated ramp alone, before any copy was timed, is not
+        let ramp_only = Saturation {
+            loadgen_secs: vec![1],
+            timed_share: 0.0,
+            ..calm
+        };
+        let r = result(
+            &c,
+            &totals,
+            1000,
+            0.5,
+            10.0,
+            (40.0, 50.0),
+            &ramp_only,
+            Default::default(),
+        );
+        assert!(!r.saturated);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["saturation"]["loadgen_secs"][0], 1);
+        assert_eq!(json["shape"]["deliveries_per_sec"], 100_000.0);
+        assert!(json["delivery"]["p50_ms"].is_number());
     }
 
     #[test]

@@ -5,6 +5,19 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::machine::Machine;
+
+/// What every bench writes to its JSON file: which bench, the machine it
+/// ran on (CPU model, cores, date, load), then the bench's own fields. One
+/// type for both benches, so no output can leave the machine out.
+#[derive(Debug, Serialize)]
+pub struct Document<'a, T: Serialize> {
+    pub bench: &'static str,
+    pub machine: &'a Machine,
+    #[serde(flatten)]
+    pub body: T,
+}
+
 /// A GitHub-flavoured markdown table.
 pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
@@ -36,6 +49,28 @@ pub fn fixed(v: f64, decimals: usize) -> String {
     format!("{v:.decimals$}")
 }
 
+/// `v` rounded to a whole number, with thousands separated by commas
+/// (1,234,567), as BENCHMARKS.md writes its figures: a shape printed this
+/// way can be pasted there as it is.
+pub fn thousands(v: f64) -> String {
+    let rounded = v.round();
+    if !rounded.is_finite() {
+        return rounded.to_string();
+    }
+    let digits = format!("{}", rounded.abs() as u128);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if rounded < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +91,46 @@ mod tests {
         assert_eq!(back["x"], 1);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(mib(2048), "2.0");
+    }
+
+    #[test]
+    fn the_json_names_the_machine() {
+        let machine = Machine {
+            cpu_model: "AMD EPYC 7R13 Processor".into(),
+            cores: 2,
+            date: "2026-12-05T10:00:00Z".into(),
+            load_average_1m: Some(1.25),
+        };
+        #[derive(Serialize)]
+        struct Body {
+            result: u32,
+        }
+        let dir = std::env::temp_dir().join(format!("bench-doc-{}", std::process::id()));
+        let path = dir.join("out.json");
+        let doc = Document {
+            bench: "broadcast",
+            machine: &machine,
+            body: Body { result: 7 },
+        };
+        write_json(&path, &doc).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(back["bench"], "broadcast");
+        assert_eq!(back["machine"]["cpu_model"], "AMD EPYC 7R13 Processor");
+        assert_eq!(back["machine"]["cores"], 2);
+        assert_eq!(back["machine"]["date"], "2026-12-05T10:00:00Z");
+        assert_eq!(back["machine"]["load_average_1m"], 1.25);
+        assert_eq!(back["result"], 7);
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(100_800.0), "100,800");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(thousands(-12_000.0), "-12,000");
     }
 }

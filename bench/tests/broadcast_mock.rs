@@ -1,5 +1,5 @@
 //! The broadcast bench's accounting against a minimal in-process chat
-//! server (rooms, Join notices, chat relay) that can drop or stall messages
+//! server (rooms joined by URL or `join` message, join notices, chat relay) that can drop or stall messages
 //! on purpose: lost copies and stalls must show in the figures.
 
 use std::collections::HashMap;
@@ -23,7 +23,7 @@ struct Faults {
     stall: Option<(u64, Duration)>,
 }
 
-type Rooms = Arc<Mutex<HashMap<String, Vec<(Proto, mpsc::UnboundedSender<Bytes>)>>>>;
+type Rooms = Arc<Mutex<HashMap<String, Vec<(Proto, Outbox)>>>>;
 
 struct Mock {
     rooms: Rooms,
@@ -57,9 +57,32 @@ impl Mock {
     }
 }
 
+impl Mock {
+    /// Puts the connection in `room` and tells every member, the joiner
+    /// included, as the real server does.
+    fn join(&self, room: &str, username: &str, id: u64, proto: Proto, tx: &Outbox) {
+        self.rooms
+            .lock()
+            .unwrap()
+            .entry(room.to_string())
+            .or_default()
+            .push((proto, tx.clone()));
+        let mut join = ChatMessage::new(MsgType::Join)
+            .with_room(room.to_string())
+            .with_username(username.to_string());
+        join.user_id = id;
+        self.broadcast(room, &join);
+    }
+}
+
+type Outbox = mpsc::UnboundedSender<Bytes>;
+
+/// One connection: the upgrade, then joins (from the upgrade URL's
+/// `room`, or `join` messages, loadgen's default) and chats relayed to
+/// the connection's room.
 async fn serve(mock: Arc<Mock>, mut sock: TcpStream) {
     let mut buf = Vec::new();
-    let (key, room, username, proto, used) = loop {
+    let (key, mut room, mut username, proto, used) = loop {
         if sock.read_buf(&mut buf).await.unwrap_or(0) == 0 {
             return;
         }
@@ -68,8 +91,9 @@ async fn serve(mock: Arc<Mock>, mut sock: TcpStream) {
             let proto = Proto::from_name(p.get("proto").map_or("json", |v| v)).unwrap();
             break (
                 req.key.to_string(),
-                p["room"].to_string(),
-                p["username"].to_string(),
+                p.get("room").map(|r| r.to_string()),
+                p.get("username")
+                    .map_or_else(String::new, |u| u.to_string()),
                 proto,
                 used,
             );
@@ -92,33 +116,36 @@ async fn serve(mock: Arc<Mock>, mut sock: TcpStream) {
     let mut welcome = ChatMessage::new(MsgType::System).with_payload(&b"welcome"[..]);
     welcome.user_id = id;
     let _ = tx.send(frame(proto, &welcome));
-    mock.rooms
-        .lock()
-        .unwrap()
-        .entry(room.clone())
-        .or_default()
-        .push((proto, tx));
-    let mut join = ChatMessage::new(MsgType::Join)
-        .with_room(room.clone())
-        .with_username(username.clone());
-    join.user_id = id;
-    mock.broadcast(&room, &join);
+    if let Some(r) = &room {
+        mock.join(r, &username, id, proto, &tx);
+    }
 
     let mut reader = MessageReader::new(Role::Server, 65_536);
     loop {
-        let mut chats = Vec::new();
+        let mut received = Vec::new();
         let fed = reader.feed(&mut buf, |m| {
             let msg = match m {
                 Message::Binary(b) => protocol::binary::decode(b).unwrap(),
                 Message::Text(t) => protocol::json::decode(t).unwrap(),
                 _ => return Flow::Continue,
             };
-            assert_eq!(msg.kind(), Some(MsgType::Chat));
-            chats.push(msg.into_owned());
+            received.push(msg.into_owned());
             Flow::Continue
         });
         fed.unwrap();
-        for mut msg in chats {
+        for mut msg in received {
+            match msg.kind() {
+                Some(MsgType::Join) => {
+                    if !msg.username.is_empty() {
+                        username = msg.username.to_string();
+                    }
+                    mock.join(&msg.room, &username, id, proto, &tx);
+                    room = Some(msg.room.to_string());
+                    continue;
+                }
+                Some(MsgType::Chat) => {}
+                other => panic!("the mock got {other:?}"),
+            }
             let n = mock.chats.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some((at, pause)) = mock.faults.stall {
                 if n == at {
@@ -136,7 +163,7 @@ async fn serve(mock: Arc<Mock>, mut sock: TcpStream) {
             msg.username = username.clone().into();
             msg.id = n;
             let target = if msg.room.is_empty() {
-                room.clone()
+                room.clone().expect("a chat before any join")
             } else {
                 msg.room.to_string()
             };
@@ -212,6 +239,11 @@ async fn every_copy_is_counted_in_both_encodings() {
         // the sender's own copy is the round trip, the 4 others fan-out
         assert_eq!(r.round_trip.count, r.sent);
         assert_eq!(r.fanout.count, r.sent * 4);
+        // the headline: every copy, the sender's own and the room's
+        assert_eq!(r.delivery.count, r.sent * 5);
+        assert!(r.delivery.max_ms >= r.fanout.max_ms.max(r.round_trip.max_ms));
+        assert_eq!(r.shape.deliveries_per_sec, 4.0 * 50.0 * 5.0);
+        assert!(r.saturation.cores >= 1 && r.saturation.judged_secs >= 1);
         assert_eq!((r.held, r.connect_errors, r.unexpected_closes), (10, 0, 0));
         assert!(r.fanout.p50_ms > 0.0 && r.fanout.max_ms >= r.fanout.p50_ms);
     }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bench::broadcast::{self, BroadcastConfig, BroadcastResult};
-use bench::report::{self, fixed};
+use bench::broadcast::{self, BroadcastConfig, BroadcastResult, Preset};
+use bench::machine::Machine;
+use bench::report::{self, fixed, Document};
 use bench::server_proc::{self, ServerConfig};
 use clap::Parser;
 use loadgen::source_ips;
@@ -19,31 +20,43 @@ use serde::Serialize;
     about = "Fan-out throughput and latency of the chat server"
 )]
 struct Cli {
-    /// Rooms.
-    #[arg(long, env = "BROADCAST_ROOMS", default_value_t = 10)]
-    rooms: usize,
-    /// Members (connections) per room.
-    #[arg(long, env = "BROADCAST_MEMBERS", default_value_t = 100)]
-    members: usize,
-    /// Senders per room (spread over its members).
-    #[arg(long, env = "BROADCAST_SENDERS", default_value_t = 5)]
-    senders: usize,
-    /// Messages per second per sender, on a fixed timetable.
-    #[arg(long, env = "BROADCAST_RATE", default_value_t = 20.0)]
-    rate: f64,
+    /// A named shape (see bench/README.md): few-senders (1,000
+    /// connections, 50 senders at 20 msg/s) or many-senders (18,000
+    /// connections, 3,600 senders at 0.28 msg/s). The flags below override
+    /// its values.
+    #[arg(
+        long,
+        env = "BROADCAST_PRESET",
+        value_enum,
+        default_value = "few-senders"
+    )]
+    preset: Preset,
+    /// Rooms [default: the preset's].
+    #[arg(long, env = "BROADCAST_ROOMS")]
+    rooms: Option<usize>,
+    /// Members (connections) per room [default: the preset's].
+    #[arg(long, env = "BROADCAST_MEMBERS")]
+    members: Option<usize>,
+    /// Senders per room, spread over its members [default: the preset's].
+    #[arg(long, env = "BROADCAST_SENDERS")]
+    senders: Option<usize>,
+    /// Messages per second per sender, on a fixed timetable [default: the preset's].
+    #[arg(long, env = "BROADCAST_RATE")]
+    rate: Option<f64>,
     /// Payload bytes per message (at least 24).
     #[arg(long, env = "BROADCAST_SIZE", default_value_t = 64)]
     size: usize,
-    /// How long the senders send, after the members are connected.
-    #[arg(long, env = "BROADCAST_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    #[serde(serialize_with = "human")]
-    duration: Duration,
+    /// How long the senders send, after the members are connected [default: the preset's].
+    #[arg(long, env = "BROADCAST_DURATION", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "human_opt")]
+    duration: Option<Duration>,
     /// Time allowed for connecting every member: sending starts as soon as
     /// they are all in, and stops WARMUP + DURATION after the start (so a
-    /// quicker ramp sends a little longer; rates are per second of sending).
-    #[arg(long, env = "BROADCAST_WARMUP", default_value = "2s", value_parser = humantime::parse_duration)]
-    #[serde(serialize_with = "human")]
-    warmup: Duration,
+    /// quicker ramp sends a little longer; rates are per second of sending)
+    /// [default: the preset's].
+    #[arg(long, env = "BROADCAST_WARMUP", value_parser = humantime::parse_duration)]
+    #[serde(serialize_with = "human_opt")]
+    warmup: Option<Duration>,
     /// Wait after the window for copies still in flight.
     #[arg(long, env = "BROADCAST_DRAIN", default_value = "3s", value_parser = humantime::parse_duration)]
     #[serde(serialize_with = "human")]
@@ -88,15 +101,40 @@ fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
+fn human_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => human(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+impl Cli {
+    /// Fills every shape flag not given from the preset, so that the
+    /// JSON's `config` holds the values the run used.
+    fn apply_preset(&mut self) {
+        let v = self.preset.values();
+        self.rooms.get_or_insert(v.rooms);
+        self.members.get_or_insert(v.members);
+        self.senders.get_or_insert(v.senders);
+        self.rate.get_or_insert(v.rate);
+        self.duration.get_or_insert(v.duration);
+        self.warmup.get_or_insert(v.warmup);
+    }
+}
+
+/// The JSON file's own fields, after the bench's name and the machine
+/// ([`report::Document`]).
 #[derive(Serialize)]
 struct Output<'a> {
-    bench: &'static str,
+    /// The headline lines as printed, each figure with its shape.
+    headlines: Vec<String>,
     config: &'a Cli,
     result: &'a BroadcastResult,
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.apply_preset();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -114,6 +152,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Read before the run: the load average says how busy the machine
+    // already was.
+    let machine = Machine::read();
     let source_ips = match &cli.source_ips {
         Some(spec) => {
             let ips = source_ips::parse(spec).context("--source-ips")?;
@@ -127,6 +168,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         None => server_proc::default_server_bin().context("locating the server binary")?,
     };
     server_proc::check_server_bin(&bin)?;
+    let preset = cli.preset.values();
     let server = ServerConfig {
         bin,
         workers: cli.workers,
@@ -138,27 +180,38 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         ready_timeout: Duration::from_secs(30),
     };
     let cfg = BroadcastConfig {
-        rooms: cli.rooms,
-        members: cli.members,
-        senders: cli.senders,
-        rate: cli.rate,
+        rooms: cli.rooms.unwrap_or(preset.rooms),
+        members: cli.members.unwrap_or(preset.members),
+        senders: cli.senders.unwrap_or(preset.senders),
+        rate: cli.rate.unwrap_or(preset.rate),
         size: cli.size,
-        warmup: cli.warmup,
-        duration: cli.duration,
+        warmup: cli.warmup.unwrap_or(preset.warmup),
+        duration: cli.duration.unwrap_or(preset.duration),
         drain: cli.drain,
         proto: Proto::from_name(&cli.proto).unwrap_or(Proto::Binary),
         source_ips,
         connect_timeout: cli.connect_timeout,
         concurrency: 128,
     };
+    tracing::info!(shape = %cfg.shape(), "{}", machine.line());
     let r = broadcast::run(&cfg, &server).await?;
-    println!("{}", tables(cli, &r));
+    let headlines = r.headlines();
+    println!(
+        "{}\n{}\n\n{}",
+        machine.line(),
+        headlines.join("\n"),
+        tables(&r)
+    );
     report::write_json(
         &cli.out,
-        &Output {
+        &Document {
             bench: "broadcast",
-            config: cli,
-            result: &r,
+            machine: &machine,
+            body: Output {
+                headlines,
+                config: cli,
+                result: &r,
+            },
         },
     )?;
     eprintln!(
@@ -166,10 +219,11 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         cli.out.display(),
         started.elapsed().as_secs_f64()
     );
-    if r.bench_saturated {
+    if r.saturated {
         tracing::warn!(
-            cpu = r.bench_cpu_percent,
-            "the bench itself was CPU-saturated: latencies are partly the bench's"
+            bench_cpu = r.bench_cpu_percent,
+            server_cpu = r.server_cpu_percent,
+            "the bench or the host was CPU-saturated while copies were timed: latencies are partly the machine's"
         );
     }
     if r.held < r.connections as u64 {
@@ -183,7 +237,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tables(cli: &Cli, r: &BroadcastResult) -> String {
+/// The details under the headline: throughput, CPU and every latency.
+fn tables(r: &BroadcastResult) -> String {
     let throughput = report::markdown_table(
         &[
             "proto",
@@ -200,8 +255,8 @@ fn tables(cli: &Cli, r: &BroadcastResult) -> String {
             "server CPU %",
         ],
         &[vec![
-            cli.proto.clone(),
-            format!("{}×{}", cli.rooms, cli.members),
+            r.shape.proto.to_string(),
+            format!("{}×{}", r.shape.rooms, r.shape.members),
             r.senders_total.to_string(),
             fixed(r.offered_per_sec, 0),
             fixed(r.sent_per_sec, 0),
@@ -227,7 +282,11 @@ fn tables(cli: &Cli, r: &BroadcastResult) -> String {
     };
     let latency = report::markdown_table(
         &["latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"],
-        &[row("round trip", &r.round_trip), row("fan-out", &r.fanout)],
+        &[
+            row("delivery", &r.delivery),
+            row("round trip", &r.round_trip),
+            row("fan-out", &r.fanout),
+        ],
     );
     let mut out = format!("{throughput}\n{latency}");
     if r.connect_errors + r.unexpected_closes > 0 {
@@ -235,9 +294,6 @@ fn tables(cli: &Cli, r: &BroadcastResult) -> String {
             "\nconnect errors: {}, unexpected closes: {}\n",
             r.connect_errors, r.unexpected_closes
         ));
-    }
-    if r.bench_saturated {
-        out.push_str("\nthe bench was CPU-saturated: its latencies are partly its own\n");
     }
     out
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bench::holder::{self, HoldArgs};
 use bench::idle::{self, CountResult, IdleConfig};
-use bench::report::{self, fixed, mib};
+use bench::machine::Machine;
+use bench::report::{self, fixed, mib, Document};
 use bench::server_proc::{self, ServerConfig};
 use clap::{Args, Parser, Subcommand};
 use loadgen::{proc_stats, source_ips};
@@ -112,9 +113,10 @@ mod humantime_serde_shim {
     }
 }
 
+/// The JSON file's own fields, after the bench's name and the machine
+/// ([`report::Document`]).
 #[derive(Serialize)]
 struct Output<'a> {
-    bench: &'static str,
     config: &'a RunArgs,
     results: &'a [CountResult],
     /// Set when a count fell short or failed; the results before it stand.
@@ -204,6 +206,10 @@ fn config(args: &RunArgs) -> anyhow::Result<IdleConfig> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = config(&args)?;
     let started = Instant::now();
+    // Read before the run: the load average says how busy the machine
+    // already was.
+    let machine = Machine::read();
+    tracing::info!("{}", machine.line());
     let mut results = Vec::new();
     let mut error = None;
     for &n in &args.connections {
@@ -242,14 +248,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
-    println!("{}", table(&results));
+    println!("{}\n\n{}", machine.line(), table(&results));
     report::write_json(
         &args.out,
-        &Output {
+        &Document {
             bench: "idle-memory",
-            config: &args,
-            results: &results,
-            error: error.clone(),
+            machine: &machine,
+            body: Output {
+                config: &args,
+                results: &results,
+                error: error.clone(),
+            },
         },
     )?;
     eprintln!(
