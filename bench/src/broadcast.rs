@@ -230,10 +230,6 @@ impl BroadcastConfig {
             "never",
             "--room-prefix",
             "bench-",
-            // The room in the upgrade URL, as the server (and the mock of
-            // the bench's tests) read it: no join message to time around.
-            "--join",
-            "url",
         ]
         .map(String::from)
         .to_vec();
