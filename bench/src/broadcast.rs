@@ -33,8 +33,9 @@ use protocol::Proto;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::report::{fixed, thousands};
+use crate::report::fixed;
 use crate::server_proc::{ServerConfig, ServerProcess};
+use loadgen::printer::{int, rate};
 
 /// The shapes BENCHMARKS.md quotes, by name, so that a figure there can be
 /// re-measured with one flag. Flags given beside a preset override it.
@@ -117,13 +118,13 @@ impl fmt::Display for Shape {
         write!(
             f,
             "{} connections ({} rooms × {} members), {} senders × {} msg/s = {} msg/s in, {} deliveries/s asked, {} {} B",
-            thousands(self.connections as f64),
-            thousands(self.rooms as f64),
-            thousands(self.members as f64),
-            thousands(self.senders as f64),
+            int(self.connections as u64),
+            int(self.rooms as u64),
+            int(self.members as u64),
+            int(self.senders as u64),
             self.rate,
-            thousands(self.messages_per_sec),
-            thousands(self.deliveries_per_sec),
+            rate(self.messages_per_sec),
+            rate(self.deliveries_per_sec),
             self.proto,
             self.size
         )
@@ -448,9 +449,14 @@ impl BroadcastResult {
             ),
             format!(
                 "delivered: {} copies/s of {} asked, {} lost | {}",
-                thousands(self.delivered_per_sec),
-                thousands(self.shape.deliveries_per_sec),
-                thousands(self.lost as f64),
+                rate(self.delivered_per_sec),
+                rate(self.shape.deliveries_per_sec),
+                // negative: more copies than expected (duplicates)
+                format!(
+                    "{}{}",
+                    if self.lost < 0 { "-" } else { "" },
+                    int(self.lost.unsigned_abs())
+                ),
                 self.shape
             ),
         ];

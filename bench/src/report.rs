@@ -49,28 +49,6 @@ pub fn fixed(v: f64, decimals: usize) -> String {
     format!("{v:.decimals$}")
 }
 
-/// `v` rounded to a whole number, with thousands separated by commas
-/// (1,234,567), as BENCHMARKS.md writes its figures: a shape printed this
-/// way can be pasted there as it is.
-pub fn thousands(v: f64) -> String {
-    let rounded = v.round();
-    if !rounded.is_finite() {
-        return rounded.to_string();
-    }
-    let digits = format!("{}", rounded.abs() as u128);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if rounded < 0.0 {
-        out.insert(0, '-');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,15 +100,5 @@ mod tests {
         assert_eq!(back["machine"]["date"], "2026-12-05T10:00:00Z");
         assert_eq!(back["machine"]["load_average_1m"], 1.25);
         assert_eq!(back["result"], 7);
-    }
-
-    #[test]
-    fn thousands_are_separated() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(thousands(100_800.0), "100,800");
-        assert_eq!(thousands(1_234_567.0), "1,234,567");
-        assert_eq!(thousands(-12_000.0), "-12,000");
     }
 }

@@ -429,7 +429,7 @@ pub fn int(n: u64) -> String {
 }
 
 /// A per-second rate, rounded to a whole number, with thousands separators.
-fn rate(per_sec: f64) -> String {
+pub fn rate(per_sec: f64) -> String {
     if per_sec.is_finite() && per_sec > 0.0 {
         int(per_sec.round() as u64)
     } else {
