@@ -69,6 +69,7 @@ pub struct RunOpts {
     /// summary sets the rate achieved beside it, and says why when it fell
     /// well short.
     #[arg(long, env = "LOADGEN_RAMP", default_value_t = 10_000.0)]
+    #[serde(serialize_with = "unpaced_as_zero")]
     pub ramp: f64,
 
     /// Upgrades in flight at once (1 to 1000000).
@@ -251,6 +252,13 @@ pub struct RunOpts {
 pub enum Processes {
     Auto,
     Exactly(u64),
+}
+
+/// Writes an unpaced `--ramp inf` as 0, which means the same: JSON has no
+/// infinity (serde_json writes null, which no worker or agent could read
+/// back as a number).
+fn unpaced_as_zero<S: serde::Serializer>(ramp: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(if ramp.is_finite() { *ramp } else { 0.0 })
 }
 
 /// `--loss-timeout`'s default, also for orders from a coordinator of an
@@ -868,5 +876,23 @@ mod tests {
         map.remove("room_size");
         let old: RunOpts = serde_json::from_value(json).unwrap();
         assert_eq!((old.room_size, old.room_dist), (None, RoomDist::Uniform));
+        // and the defaults of this version's new keys
+        assert_eq!((old.max_loss, old.join), (0.0, JoinMode::Message));
+    }
+
+    /// `--ramp inf` crosses to workers and agents as 0, its equal: JSON has
+    /// no infinity, and a null would not parse back.
+    #[test]
+    fn an_unpaced_ramp_survives_the_wire() {
+        for ramp in ["inf", "0"] {
+            let opts = Cli::run_opts_for_tests(["loadgen", "run", "ws://h/", "--ramp", ramp]);
+            let json = serde_json::to_string(&opts).unwrap();
+            let back: RunOpts = serde_json::from_str(&json).expect(&json);
+            assert_eq!(back.ramp, 0.0, "{ramp}");
+            assert!(back.bad_values().is_empty(), "{ramp}: still within limits");
+        }
+        let paced = Cli::run_opts_for_tests(["loadgen", "run", "ws://h/", "--ramp", "2500"]);
+        let back: RunOpts = serde_json::from_str(&serde_json::to_string(&paced).unwrap()).unwrap();
+        assert_eq!(back.ramp, 2500.0);
     }
 }
