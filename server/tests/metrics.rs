@@ -76,11 +76,19 @@ async fn metrics_count_connections_messages_bytes_and_fanout_exactly() {
     receive(&mut c, 1, MsgType::Join).await;
     assert_eq!(http_get(addr, "/").await.unwrap().0, 400);
 
+    // The byte counters are counted just after each write: a client can
+    // read a frame before the server has added its bytes, so the baseline
+    // is taken once they hold still across two scrapes.
+    let mut last_sent = None;
     let s1 = scrape_until(maddr, Duration::from_secs(5), |e| {
-        e.get(
-            "chat_connections_rejected_total",
-            &[("reason", "bad_request")],
-        ) == Some(1.0)
+        let sent = e.get("chat_sent_bytes_total", &[]);
+        let settled = sent.is_some() && sent == last_sent;
+        last_sent = sent;
+        settled
+            && e.get(
+                "chat_connections_rejected_total",
+                &[("reason", "bad_request")],
+            ) == Some(1.0)
     })
     .await
     .unwrap();
