@@ -31,8 +31,9 @@ use crate::opts::WorkloadKind;
 use crate::stats::{Closed, Latency, Recorder};
 use crate::workload::{Role, Workload};
 
-/// Largest message accepted from a server.
-const MAX_MESSAGE: usize = 16 << 20;
+/// Largest message accepted from a server (public so the Autobahn testee
+/// reads with the same limit as a load connection).
+pub const MAX_MESSAGE: usize = 16 << 20;
 /// Bytes read per call into the thread's scratch buffer.
 const READ_CHUNK: usize = 64 * 1024;
 /// Frames a connection may have waiting to be written; past it, a due send
