@@ -239,6 +239,13 @@ impl Client {
         let mut close_deadline: Option<Instant> = None;
         loop {
             if let Some(closed) = self.closed.take() {
+                if matches!(closed, Closed::ByServer { .. }) {
+                    // `feed` queued the answer to the server's close (RFC
+                    // 6455 5.5.1 wants one): write it before the socket is
+                    // dropped. Best effort, without waiting: a socket that
+                    // cannot take a few bytes now is not worth holding.
+                    let _ = self.flush();
+                }
                 return closed;
             }
             let now = Instant::now();
