@@ -19,6 +19,7 @@
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,7 +169,7 @@ async fn drive(
     let mut peer = Peer {
         reader: MessageReader::new(FrameRole::Client, MAX_MESSAGE),
         out: WriteQueue::default(),
-        masks: MaskSource::new(u64::from(std::process::id())),
+        masks: MaskSource::new(next_seed()),
         mode,
         texts: Vec::new(),
         close_sent: false,
@@ -226,6 +227,14 @@ async fn drive(
             "the server did not close TCP within {CLOSE_GRACE:?} of the close handshake"
         )),
     }
+}
+
+/// A different mask sequence for every connection, as loadgen gives each
+/// load connection its own (`MaskSource` seeded by the connection's index).
+fn next_seed() -> u64 {
+    static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+    let index = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+    (index ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Waits until the socket is readable, or writable when `want_write`.
