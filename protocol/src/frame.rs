@@ -404,15 +404,15 @@ impl MessageReader {
     /// Keeps the start of a frame that has not fully arrived (its header,
     /// if whole, already passed `check_header` in `parse_frames`).
     fn keep_partial(&mut self, rest: &[u8]) -> Result<(), ProtocolViolation> {
-        if let Ok(Some((h, hl))) = FrameHeader::parse(rest) {
-            self.check_unfinished_text(&h, &rest[hl..], rest.len() - hl)?;
-        }
         // Reserve no more than has arrived (the Vec grows as bytes come):
         // a header announcing 64 KiB costs its sender 14 bytes, and a
         // reservation for the whole frame would let a client make the
         // server allocate the maximum message size per connection.
         let want = match FrameHeader::parse(rest) {
-            Ok(Some((h, hl))) => hl + h.payload_len as usize,
+            Ok(Some((h, hl))) => {
+                self.check_unfinished_text(&h, &rest[hl..], rest.len() - hl)?;
+                hl + h.payload_len as usize
+            }
             _ => MAX_HEADER_LEN,
         };
         self.partial = Vec::with_capacity(want.min(rest.len().max(PARTIAL_RESERVE)));
