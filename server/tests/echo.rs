@@ -78,3 +78,16 @@ async fn without_echo_the_echo_path_is_chat() {
         .await
         .unwrap();
 }
+
+#[test]
+fn echo_is_off_by_default_with_a_16_mib_limit() {
+    use clap::Parser;
+    let defaults = server::Opts::defaults();
+    assert!(!defaults.echo);
+    assert_eq!(defaults.echo_max_message_size, 16 << 20);
+    let set = server::Opts::parse_from(["server", "--echo", "--echo-max-message-size", "2048"]);
+    assert!(set.echo);
+    assert_eq!(set.echo_max_message_size, 2048);
+    let zero = server::Opts::parse_from(["server", "--echo-max-message-size", "0"]);
+    assert!(zero.validate().is_err(), "a zero limit is refused");
+}
