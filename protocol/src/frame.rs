@@ -354,7 +354,7 @@ impl MessageReader {
         if self.partial.is_empty() {
             let (flow, used) = self.parse_frames(input, &mut on_message)?;
             if flow == Flow::Continue && used < input.len() {
-                self.keep_partial(&input[used..]);
+                self.keep_partial(&input[used..])?;
             }
             return Ok(flow);
         }
@@ -364,14 +364,14 @@ impl MessageReader {
         loop {
             let mut partial = std::mem::take(&mut self.partial);
             // Until the header is whole, take a byte at a time (at most 14).
-            let (needed, header_known) = match FrameHeader::parse(&partial)? {
-                Some((h, hl)) => (self.check_header(&h)? + hl, true),
-                None => (partial.len() + 1, false),
+            let (needed, header) = match FrameHeader::parse(&partial)? {
+                Some((h, hl)) => (self.check_header(&h)? + hl, Some((h, hl))),
+                None => (partial.len() + 1, None),
             };
             let take = needed.saturating_sub(partial.len()).min(input.len());
             partial.extend_from_slice(&input[..take]);
             input = &mut input[take..];
-            if !header_known {
+            let Some((h, hl)) = header else {
                 self.partial = partial;
                 // The byte just taken may complete the header (and with it
                 // a frame without payload): look again before waiting.
@@ -379,9 +379,11 @@ impl MessageReader {
                     return Ok(Flow::Continue);
                 }
                 continue;
-            }
+            };
             if partial.len() < needed {
                 // only when `input` ran out
+                let new = take.min(partial.len() - hl);
+                self.check_unfinished_text(&h, &partial[hl..], new)?;
                 self.partial = partial;
                 return Ok(Flow::Continue);
             }
@@ -394,22 +396,79 @@ impl MessageReader {
         }
         let (flow, used) = self.parse_frames(input, &mut on_message)?;
         if flow == Flow::Continue && used < input.len() {
-            self.keep_partial(&input[used..]);
+            self.keep_partial(&input[used..])?;
         }
         Ok(flow)
     }
 
-    fn keep_partial(&mut self, rest: &[u8]) {
+    /// Keeps the start of a frame that has not fully arrived (its header,
+    /// if whole, already passed `check_header` in `parse_frames`).
+    fn keep_partial(&mut self, rest: &[u8]) -> Result<(), ProtocolViolation> {
         // Reserve no more than has arrived (the Vec grows as bytes come):
         // a header announcing 64 KiB costs its sender 14 bytes, and a
         // reservation for the whole frame would let a client make the
         // server allocate the maximum message size per connection.
         let want = match FrameHeader::parse(rest) {
-            Ok(Some((h, hl))) => hl + h.payload_len as usize,
+            Ok(Some((h, hl))) => {
+                self.check_unfinished_text(&h, &rest[hl..], rest.len() - hl)?;
+                hl + h.payload_len as usize
+            }
             _ => MAX_HEADER_LEN,
         };
         self.partial = Vec::with_capacity(want.min(rest.len().max(PARTIAL_RESERVE)));
         self.partial.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// Whether `h`'s payload is (part of) a text message.
+    fn is_text(&self, h: &FrameHeader) -> bool {
+        match h.opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => matches!(self.fragments, Some((OpCode::Text, _))),
+            _ => false,
+        }
+    }
+
+    /// Fails fast on invalid UTF-8 in a text frame still arriving: RFC
+    /// 6455 8.1 says to fail the connection on finding invalid UTF-8, and
+    /// Autobahn (6.4.3, 6.4.4) expects that as soon as the bytes that make
+    /// it invalid arrive, not when the frame ends. `payload` is the
+    /// (still masked) payload so far, of which the last `new` bytes just
+    /// arrived: only those are unmasked (a copy) and checked, with the up
+    /// to 3 bytes before them for a character they finish, so a large
+    /// frame arriving in many reads is checked once, not once per read.
+    /// The whole message is still validated when it completes.
+    fn check_unfinished_text(
+        &self,
+        h: &FrameHeader,
+        payload: &[u8],
+        new: usize,
+    ) -> Result<(), ProtocolViolation> {
+        if new == 0 || !self.is_text(h) {
+            return Ok(());
+        }
+        let old = payload.len() - new;
+        let unmask = |bytes: &mut [u8], offset: usize| {
+            if let Some(mask) = h.mask {
+                apply_mask(bytes, rotate_mask(mask, offset));
+            }
+        };
+        let mut before = [0u8; 3];
+        let from_payload = old.min(3);
+        let mut n = 0;
+        if h.opcode == OpCode::Continuation {
+            if let Some((_, data)) = &self.fragments {
+                let from_fragments = (3 - from_payload).min(data.len());
+                before[..from_fragments].copy_from_slice(&data[data.len() - from_fragments..]);
+                n = from_fragments;
+            }
+        }
+        before[n..n + from_payload].copy_from_slice(&payload[old - from_payload..old]);
+        unmask(&mut before[n..n + from_payload], old - from_payload);
+        n += from_payload;
+        let mut fresh = payload[old..].to_vec();
+        unmask(&mut fresh, old);
+        check_utf8_continues(&before[..n], &fresh)
     }
 
     /// Checks a header as soon as it is whole, whether the frame arrives in
@@ -485,15 +544,24 @@ impl MessageReader {
                 if h.fin {
                     return data_message(h.opcode, payload).map(on_message);
                 }
+                if h.opcode == OpCode::Text {
+                    // fail fast: see `check_utf8_continues`
+                    check_utf8_continues(&[], payload)?;
+                }
                 self.fragments = Some((h.opcode, payload.to_vec()));
                 Ok(Flow::Continue)
             }
             OpCode::Continuation => {
-                let Some((_, data)) = self.fragments.as_mut() else {
+                let Some((opcode, data)) = self.fragments.as_mut() else {
                     return Err(ProtocolViolation::protocol(
                         "continuation without a message",
                     ));
                 };
+                if *opcode == OpCode::Text && !h.fin {
+                    // fail fast: see `check_utf8_continues` (a final
+                    // fragment is checked with the whole message below)
+                    check_utf8_continues(&data[data.len().saturating_sub(3)..], payload)?;
+                }
                 data.extend_from_slice(payload);
                 if !h.fin {
                     return Ok(Flow::Continue);
@@ -504,6 +572,79 @@ impl MessageReader {
                 data_message(opcode, &data).map(on_message)
             }
         }
+    }
+}
+
+/// `mask` as it applies from byte `offset` of a payload on.
+fn rotate_mask(mask: [u8; 4], offset: usize) -> [u8; 4] {
+    let r = offset % 4;
+    [
+        mask[r],
+        mask[(r + 1) % 4],
+        mask[(r + 2) % 4],
+        mask[(r + 3) % 4],
+    ]
+}
+
+/// The length of the UTF-8 sequence `lead` starts (1 for anything that is
+/// not a multi-byte lead: the validator judges it).
+fn utf8_sequence_len(lead: u8) -> usize {
+    match lead {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xFF => 4,
+        _ => 1,
+    }
+}
+
+/// Where the character cut off at the end of `text` starts (`text.len()`
+/// when none is), for text already checked to be valid so far.
+fn unfinished_char_start(text: &[u8]) -> usize {
+    for i in (text.len().saturating_sub(3)..text.len()).rev() {
+        if text[i] & 0xC0 != 0x80 {
+            return if utf8_sequence_len(text[i]) > text.len() - i {
+                i
+            } else {
+                text.len()
+            };
+        }
+    }
+    text.len()
+}
+
+/// Whether `bytes` is valid UTF-8 or a valid start of it (cut inside its
+/// last character).
+fn utf8_prefix_ok(bytes: &[u8]) -> bool {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    }
+}
+
+/// Checks that `fresh`, arriving after text whose last (up to 3) bytes
+/// are `before` and which was valid so far, keeps the text valid UTF-8 or
+/// a valid start of it. RFC 6455 8.1 fails the connection on invalid
+/// UTF-8; checking each fragment (and each read of a frame) as it comes
+/// fails it as soon as the bytes that make it invalid arrive (Autobahn
+/// 6.4), instead of after the rest of a message that can only be refused.
+fn check_utf8_continues(before: &[u8], fresh: &[u8]) -> Result<(), ProtocolViolation> {
+    let pending = &before[unfinished_char_start(before)..];
+    // Finish the character cut off in `before` with the first new bytes,
+    // then check the rest on its own.
+    let need = pending
+        .first()
+        .map_or(0, |&lead| utf8_sequence_len(lead) - pending.len())
+        .min(fresh.len());
+    let mut joined = [0u8; 4];
+    joined[..pending.len()].copy_from_slice(pending);
+    joined[pending.len()..pending.len() + need].copy_from_slice(&fresh[..need]);
+    if utf8_prefix_ok(&joined[..pending.len() + need]) && utf8_prefix_ok(&fresh[need..]) {
+        Ok(())
+    } else {
+        Err(ProtocolViolation {
+            code: close_code::INVALID_PAYLOAD,
+            reason: "text frame is not UTF-8",
+        })
     }
 }
 
@@ -663,6 +804,108 @@ mod tests {
             code(&encode_frame(OpCode::Close, &[3, 0xe7], Some(MASK)), 100),
             1002
         );
+    }
+
+    /// A text frame that is not the last of its message.
+    fn text_fragment(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut frame = encode_frame(opcode, payload, Some(MASK)).to_vec();
+        frame[0] &= 0x7F; // fin off
+        frame
+    }
+
+    /// Autobahn 6.4.1: valid UTF-8, then a fragment holding U+110000's
+    /// encoding (F4 90 80 80), then more. The second fragment is refused
+    /// as it arrives, not when the message ends.
+    #[test]
+    fn invalid_utf8_fails_at_the_fragment_that_makes_it() {
+        let mut reader = MessageReader::new(Role::Server, 1000);
+        let first = text_fragment(OpCode::Text, "κόσμε".as_bytes());
+        assert!(reader.feed(&mut first.clone(), |_| Flow::Continue).is_ok());
+        let second = text_fragment(OpCode::Continuation, &[0xF4, 0x90, 0x80, 0x80]);
+        let err = reader.feed(&mut second.clone(), |_| Flow::Continue);
+        assert_eq!(err.map_err(|e| e.code), Err(close_code::INVALID_PAYLOAD));
+        // Autobahn 6.4.2: only up to the byte that makes it invalid
+        let mut reader = MessageReader::new(Role::Server, 1000);
+        assert!(reader.feed(&mut first.clone(), |_| Flow::Continue).is_ok());
+        let second = text_fragment(OpCode::Continuation, &[0xF4, 0x90]);
+        let err = reader.feed(&mut second.clone(), |_| Flow::Continue);
+        assert_eq!(err.map_err(|e| e.code), Err(close_code::INVALID_PAYLOAD));
+    }
+
+    /// Autobahn 6.4.3: one frame arriving in chops; the chop that makes
+    /// the text invalid is refused before the frame is complete.
+    #[test]
+    fn invalid_utf8_fails_at_the_read_that_makes_it() {
+        let mut payload = "κόσμε".as_bytes().to_vec();
+        let part2 = payload.len();
+        payload.extend_from_slice(&[0xF4, 0x90, 0x80, 0x80]);
+        payload.extend_from_slice(b"edited");
+        let wire = encode_frame(OpCode::Text, &payload, Some(MASK));
+        let hl = 6;
+        let mut reader = MessageReader::new(Role::Server, 1000);
+        let ok = reader.feed(&mut wire[..hl + part2].to_vec(), |_| Flow::Continue);
+        assert!(ok.is_ok());
+        let err = reader.feed(&mut wire[hl + part2..hl + part2 + 2].to_vec(), |_| {
+            Flow::Continue
+        });
+        assert_eq!(err.map_err(|e| e.code), Err(close_code::INVALID_PAYLOAD));
+        // the same in a continuation frame, the invalid byte right after
+        // the header arrived in an earlier read
+        let mut reader = MessageReader::new(Role::Server, 1000);
+        let mut first = text_fragment(OpCode::Text, &[0xF4]);
+        assert!(reader.feed(&mut first, |_| Flow::Continue).is_ok());
+        let wire = encode_frame(OpCode::Continuation, &[0x90, 0x80, 0x80, b'x'], Some(MASK));
+        let ok = reader.feed(&mut wire[..hl].to_vec(), |_| Flow::Continue);
+        assert!(ok.is_ok());
+        let err = reader.feed(&mut wire[hl..hl + 1].to_vec(), |_| Flow::Continue);
+        assert_eq!(err.map_err(|e| e.code), Err(close_code::INVALID_PAYLOAD));
+    }
+
+    /// The early checks never refuse valid text, wherever fragments and
+    /// reads cut its characters.
+    #[test]
+    fn valid_text_cut_anywhere_is_accepted() {
+        let text = "aé€𝄞κόσμε𝄞";
+        let bytes = text.as_bytes();
+        let expected = vec![format!("{:?}", Message::Text(text))];
+        for cut in 0..=bytes.len() {
+            let one = encode_frame(OpCode::Text, bytes, Some(MASK));
+            for read in 1..one.len() {
+                let (a, b) = one.split_at(read);
+                assert_eq!(read_all(&[a, b], 100).unwrap(), expected, "read cut {read}");
+            }
+            let mut wire = text_fragment(OpCode::Text, &bytes[..cut]);
+            wire.extend_from_slice(&encode_frame(
+                OpCode::Continuation,
+                &bytes[cut..],
+                Some(MASK),
+            ));
+            assert_eq!(
+                read_all(&[&wire], 100).unwrap(),
+                expected,
+                "fragment cut {cut}"
+            );
+            for read in 1..wire.len() {
+                let (a, b) = wire.split_at(read);
+                assert_eq!(
+                    read_all(&[a, b], 100).unwrap(),
+                    expected,
+                    "fragment cut {cut}, read cut {read}"
+                );
+            }
+            // three fragments: every second cut point
+            for cut2 in cut..=bytes.len() {
+                let mut wire = text_fragment(OpCode::Text, &bytes[..cut]);
+                wire.extend(text_fragment(OpCode::Continuation, &bytes[cut..cut2]));
+                wire.extend_from_slice(&encode_frame(
+                    OpCode::Continuation,
+                    &bytes[cut2..],
+                    Some(MASK),
+                ));
+                let bytes1: Vec<&[u8]> = wire.chunks(1).collect();
+                assert_eq!(read_all(&bytes1, 100).unwrap(), expected, "{cut} {cut2}");
+            }
+        }
     }
 
     #[test]

@@ -110,6 +110,19 @@ pub struct Opts {
     /// did not ask with `?proto=`.
     #[arg(long, env = "SERVER_DEFAULT_PROTO", default_value = "json", value_parser = parse_proto)]
     pub default_proto: Proto,
+
+    /// Serve an echo endpoint at `/echo` on the WebSocket listener: every
+    /// message comes back in the frame type it came in, with no chat
+    /// protocol. For conformance tests (Autobahn) of the frame reader the
+    /// chat path uses. Off, `/echo` is a chat upgrade like any other path.
+    #[arg(long, env = "SERVER_ECHO")]
+    pub echo: bool,
+
+    /// Largest message on `/echo` (after reassembling fragments), bytes;
+    /// larger: close 1009. Apart from --max-message-size, because
+    /// Autobahn's performance cases send up to 16 MiB.
+    #[arg(long, env = "SERVER_ECHO_MAX_MESSAGE_SIZE", default_value_t = 16 << 20)]
+    pub echo_max_message_size: usize,
 }
 
 fn parse_proto(s: &str) -> Result<Proto, String> {
@@ -143,6 +156,7 @@ impl Opts {
             ("max-queued-bytes", self.max_queued_bytes),
             ("max-drops", self.max_drops as usize),
             ("max-bad-messages", self.max_bad_messages as usize),
+            ("echo-max-message-size", self.echo_max_message_size),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));

@@ -5,7 +5,8 @@
 //! hot path) and `chat` gives messages their meaning; `rooms` and
 //! `broadcast` fan messages out through each recipient's `conn` outbox;
 //! `control` sweeps idle connections, serves `metrics` and drains at
-//! shutdown.
+//! shutdown. With `--echo`, an upgrade to `/echo` is served by `echo`
+//! instead of `session` (for the Autobahn conformance test).
 //!
 //! The server is a library so tests and benchmarks can run it in-process on
 //! an ephemeral port: [`Server::bind`] then [`Server::start`].
@@ -15,6 +16,7 @@ mod chat;
 pub mod config;
 mod conn;
 mod control;
+mod echo;
 pub mod health;
 pub mod limits;
 mod listener;

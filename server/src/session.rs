@@ -21,19 +21,20 @@ use tracing::debug;
 
 use crate::chat::Session;
 use crate::conn::{Conn, Taken};
+use crate::echo;
 use crate::metrics::{CloseReason, Metrics, Rejection};
 use crate::shared::{Shared, SlotGuard};
 use crate::upgrade::{self, Upgraded};
 
 /// Bytes read per `read` call into the worker's scratch buffer.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// Reads per wake-up before yielding to other connections.
-const READS_PER_WAKE: usize = 4;
+pub(crate) const READS_PER_WAKE: usize = 4;
 /// How long a closing connection gets to take its close frame and answer.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 thread_local! {
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+    pub(crate) static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
 /// How a connection ended.
@@ -78,6 +79,9 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 }
 
 /// Runs the upgrade under the handshake timeout and sets the connection up.
+/// An `/echo` upgrade (`--echo`) is served to its end in here and gives
+/// `None`: the choice is made once, at the upgrade, and inside this boxed
+/// future, so a chat connection's task holds nothing of it.
 async fn open(mut stream: TcpStream, shared: Arc<Shared>) -> Option<Connection> {
     let started = Instant::now();
     let upgraded = tokio::time::timeout(
@@ -85,13 +89,7 @@ async fn open(mut stream: TcpStream, shared: Arc<Shared>) -> Option<Connection> 
         upgrade::upgrade(&mut stream, &shared),
     )
     .await;
-    let Upgraded {
-        mut leftover,
-        proto,
-        username,
-        room,
-        slot,
-    } = match upgraded {
+    let upgraded = match upgraded {
         Ok(Ok(upgraded)) => upgraded,
         Ok(Err(rejection)) => {
             debug!(?rejection, "upgrade refused");
@@ -110,6 +108,18 @@ async fn open(mut stream: TcpStream, shared: Arc<Shared>) -> Option<Connection> 
         .metrics
         .handshake_seconds
         .record(started.elapsed().as_secs_f64());
+    if upgraded.echo {
+        Box::pin(echo::serve(stream, upgraded, shared)).await;
+        return None;
+    }
+    let Upgraded {
+        mut leftover,
+        proto,
+        username,
+        room,
+        slot,
+        ..
+    } = upgraded;
 
     let id = shared.next_conn_id();
     let handle = Arc::new(Conn::new(
@@ -368,7 +378,7 @@ fn close_text(reason: CloseReason) -> &'static str {
     }
 }
 
-fn io_reason(e: &io::Error) -> CloseReason {
+pub(crate) fn io_reason(e: &io::Error) -> CloseReason {
     match e.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe
@@ -378,7 +388,7 @@ fn io_reason(e: &io::Error) -> CloseReason {
 }
 
 /// Writes what the socket takes now, counting the bytes.
-fn flush(out: &mut WriteQueue, stream: &TcpStream, metrics: &Metrics) -> io::Result<()> {
+pub(crate) fn flush(out: &mut WriteQueue, stream: &TcpStream, metrics: &Metrics) -> io::Result<()> {
     out.write_with(
         |slices| stream.try_write_vectored(slices),
         |n| metrics.bytes_out.increment(n as u64),

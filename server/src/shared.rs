@@ -18,6 +18,8 @@ use crate::rooms::Rooms;
 pub struct Limits {
     pub max_connections: usize,
     pub max_message_size: usize,
+    /// The `/echo` endpoint's message-size limit; `None` without `--echo`.
+    pub echo_max_message_size: Option<usize>,
     pub max_username_len: usize,
     pub max_room_len: usize,
     pub max_rooms_per_connection: usize,
@@ -36,6 +38,7 @@ impl Limits {
         Limits {
             max_connections,
             max_message_size: opts.max_message_size,
+            echo_max_message_size: opts.echo.then_some(opts.echo_max_message_size),
             max_username_len: opts.max_username_len,
             max_room_len: opts.max_room_len,
             max_rooms_per_connection: opts.max_rooms_per_connection,

@@ -19,8 +19,13 @@ pub struct Upgraded {
     pub proto: Option<Proto>,
     pub username: Option<String>,
     pub room: Option<String>,
+    /// The upgrade asked for `/echo` and the server runs with `--echo`.
+    pub echo: bool,
     pub slot: SlotGuard,
 }
+
+/// The path of the echo endpoint (served with `--echo` only).
+pub const ECHO_PATH: &str = "/echo";
 
 pub async fn upgrade(stream: &mut TcpStream, shared: &Arc<Shared>) -> Result<Upgraded, Rejection> {
     // Freed when the upgrade ends: an open connection keeps no read buffer.
@@ -36,7 +41,7 @@ pub async fn upgrade(stream: &mut TcpStream, shared: &Arc<Shared>) -> Result<Upg
             Err(e) => Err((e.status(), e.to_string(), Rejection::BadRequest)),
         };
         return match outcome {
-            Ok((response, (proto, username, room), len)) => {
+            Ok((response, (proto, username, room, echo), len)) => {
                 let slot = match shared.claim_slot() {
                     Some(slot) if !shared.draining.load(Ordering::Relaxed) => slot,
                     Some(_) => {
@@ -67,6 +72,7 @@ pub async fn upgrade(stream: &mut TcpStream, shared: &Arc<Shared>) -> Result<Upg
                     proto,
                     username,
                     room,
+                    echo,
                     slot,
                 })
             }
@@ -75,13 +81,21 @@ pub async fn upgrade(stream: &mut TcpStream, shared: &Arc<Shared>) -> Result<Upg
     }
 }
 
-type Params = (Option<Proto>, Option<String>, Option<String>);
+/// The chat parameters, and whether this is an echo upgrade.
+type Params = (Option<Proto>, Option<String>, Option<String>, bool);
 
 /// Checks the query parameters; returns the 101 response to send.
 fn accept(
     req: &handshake::UpgradeRequest<'_>,
     shared: &Shared,
 ) -> Result<(String, Params), (u16, String, Rejection)> {
+    if req.path == ECHO_PATH && shared.limits.echo_max_message_size.is_some() {
+        // No chat parameters: the query of an echo upgrade is ignored.
+        return Ok((
+            handshake::accept_response(req.key),
+            (None, None, None, true),
+        ));
+    }
     let bad = |why: String| (400, why, Rejection::BadRequest);
     let (mut proto, mut username, mut room) = (None, None, None);
     for (key, value) in req.params() {
@@ -109,7 +123,10 @@ fn accept(
             _ => {}
         }
     }
-    Ok((handshake::accept_response(req.key), (proto, username, room)))
+    Ok((
+        handshake::accept_response(req.key),
+        (proto, username, room, false),
+    ))
 }
 
 async fn refuse<T>(
