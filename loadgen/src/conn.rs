@@ -52,6 +52,11 @@ impl ConnectError {
             ConnectError::Handshake(HandshakeError::Subprotocol(_)) => {
                 "upgrade: server chose a subprotocol not offered".to_string()
             }
+            // The extension's name (and parameters) would split one cause
+            // into as many labels as servers invent.
+            ConnectError::Handshake(HandshakeError::Extension(_)) => {
+                "upgrade: server chose an extension not requested".to_string()
+            }
             ConnectError::Handshake(e) => format!("upgrade: {e}"),
             // rustls's wording names the cause (unknown issuer, name
             // mismatch...) without per-connection details.
@@ -105,43 +110,43 @@ pub struct UpgradeExtras {
 }
 
 impl UpgradeExtras {
-    /// Validates `Name: value` headers and subprotocol names.
+    /// Validates `Name: value` headers and subprotocol names, before
+    /// anything connects. Each ends up verbatim in the upgrade request, so
+    /// a line break (or any control character but tab) is refused rather
+    /// than cleaned: it would start a header line of its own that no check
+    /// here saw, `Host` or `Sec-WebSocket-*` included. Header names and
+    /// subprotocols must be RFC 7230 tokens.
     pub fn parse(headers: &[String], subprotocols: &[String]) -> Result<UpgradeExtras, String> {
-        let token = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        };
         let mut parsed = Vec::with_capacity(headers.len());
         for h in headers {
+            if !handshake::is_header_value(h) {
+                return Err(format!(
+                    "--header {h:?} holds a line break or another control character \
+                     (one header per --header)"
+                ));
+            }
             let Some((name, value)) = h.split_once(':') else {
                 return Err(format!("--header {h:?} is not `Name: value`"));
             };
             let (name, value) = (name.trim(), value.trim());
-            if !token(name) {
+            if !handshake::is_token(name) {
                 return Err(format!(
                     "--header {h:?}: {name:?} is not a valid header name"
                 ));
             }
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(format!("--header {name}: the value holds a line break"));
-            }
-            let reserved = [
-                "host",
-                "upgrade",
-                "connection",
-                "sec-websocket-key",
-                "sec-websocket-version",
-                "sec-websocket-protocol",
-            ];
-            if reserved.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(format!("--header {name}: loadgen sets that header itself (use --subprotocol for subprotocols)"));
+            // Sec-WebSocket-* as a whole: loadgen sets the key, version and
+            // subprotocols, and speaks no extension.
+            let lower = name.to_ascii_lowercase();
+            if ["host", "upgrade", "connection"].contains(&lower.as_str())
+                || lower.starts_with("sec-websocket-")
+            {
+                return Err(format!("--header {name}: loadgen sets that header itself (use --subprotocol for subprotocols; loadgen speaks no extension)"));
             }
             parsed.push((name.to_string(), value.to_string()));
         }
-        if let Some(bad) = subprotocols.iter().find(|p| !token(p)) {
+        if let Some(bad) = subprotocols.iter().find(|p| !handshake::is_token(p)) {
             return Err(format!(
-                "--subprotocol {bad:?} is not a valid subprotocol name"
+                "--subprotocol {bad:?} is not a valid subprotocol name (an RFC 7230 token)"
             ));
         }
         Ok(UpgradeExtras {
@@ -283,6 +288,14 @@ mod tests {
             ConnectError::Timeout(Duration::from_secs(3)).kind(),
             "timeout"
         );
+        assert_eq!(
+            ConnectError::Handshake(HandshakeError::Extension("x; y=1".into())).kind(),
+            "upgrade: server chose an extension not requested"
+        );
+        assert_eq!(
+            ConnectError::Handshake(HandshakeError::AnswerNotUpgrade("Connection: Upgrade")).kind(),
+            "upgrade: server's 101 has no Connection: Upgrade header"
+        );
         let plain = io::Error::new(io::ErrorKind::UnexpectedEof, "x");
         assert_eq!(
             ConnectError::Io(plain).kind(),
@@ -335,5 +348,34 @@ mod extras_tests {
         }
         assert!(UpgradeExtras::parse(&["X: a\r\nEvil: 1".into()], &[]).is_err());
         assert!(UpgradeExtras::parse(&[], &["two words".into()]).is_err());
+        assert!(UpgradeExtras::parse(&["Sec-WebSocket-Extensions: x".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn control_characters_are_refused_not_trimmed() {
+        // Trimming used to drop a trailing CR, and a lone LF or other
+        // control character went through: each could forge a line.
+        for bad in [
+            "X-A: b\r",
+            "X-A: b\n",
+            "X-A: b\r\nX-Inject: 1",
+            "X-A: b\nHost: evil",
+            "X-A: b\rHost: evil",
+            "X-A:\x0bb",
+            "X-A: b\x7f",
+            "X-A: b\0",
+            "X-A\r\n: b",
+        ] {
+            let e = UpgradeExtras::parse(&[bad.into()], &[]).unwrap_err();
+            assert!(e.starts_with("--header"), "{bad:?}: {e}");
+            assert!(e.contains("control character"), "{bad:?}: {e}");
+        }
+        // a tab is allowed in a value
+        let ok = UpgradeExtras::parse(&["X-A: b\tc".into()], &[]).unwrap();
+        assert_eq!(ok.headers[0].1, "b\tc");
+        for bad in ["chat\r\nX-Inject: 1", "chat\n", "a,b", ""] {
+            let e = UpgradeExtras::parse(&[], &[bad.into()]).unwrap_err();
+            assert!(e.starts_with("--subprotocol"), "{bad:?}: {e}");
+        }
     }
 }

@@ -149,13 +149,9 @@ pub struct RunOpts {
     pub insecure: bool,
 
     /// Extra header on every upgrade request, `Name: value` (repeat for
-    /// more), e.g. an auth token your service wants.
-    #[arg(
-        long = "header",
-        short = 'H',
-        env = "LOADGEN_HEADERS",
-        value_delimiter = '\n'
-    )]
+    /// more), e.g. an auth token your service wants. One header each: a
+    /// line break or other control character is refused, not split on.
+    #[arg(long = "header", short = 'H', env = "LOADGEN_HEADERS")]
     pub headers: Vec<String>,
 
     /// Subprotocol to offer on the upgrade (repeat for several, in order of

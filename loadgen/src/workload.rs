@@ -230,8 +230,12 @@ impl Workload {
         let proto = self.proto()?;
         let room = role.room.as_deref()?;
         Some(match self.join {
+            // The room name carries the user's --room-prefix into the
+            // request line: encoded, so a space, `&` or line break in it
+            // stays part of the name instead of splitting the request.
             JoinMode::Url => format!(
-                "room={room}&username={}&proto={}",
+                "room={}&username={}&proto={}",
+                form_urlencoded::byte_serialize(room.as_bytes()).collect::<String>(),
                 username(role.index),
                 proto.as_str()
             ),
@@ -473,6 +477,23 @@ mod tests {
     fn the_room_prefix_separates_runs() {
         let w = workload(&["--room-prefix", "lg1a2b3c-"]);
         assert_eq!(w.role(4).room.as_deref(), Some("lg1a2b3c-room-4"));
+    }
+
+    #[test]
+    fn the_room_prefix_is_encoded_in_the_url() {
+        let w = workload(&[
+            "--join",
+            "url",
+            "--room-prefix",
+            "a b&x=1\r\nX-Inject: 1\n-",
+        ]);
+        let q = w.query(&w.role(4)).unwrap();
+        assert!(
+            q.starts_with("room=a+b%26x%3D1%0D%0AX-Inject%3A+1%0A-room-4&username="),
+            "{q}"
+        );
+        let room: Vec<_> = form_urlencoded::parse(q.as_bytes()).collect();
+        assert_eq!(room[0].1, "a b&x=1\r\nX-Inject: 1\n-room-4");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! hide: one that stalls (the open model keeps its timetable and the stall
 //! shows as latency), one that drops frames (counted as lost, exactly),
 //! one that never answers (every message lost, with a bounded list of awaited
-//! ones), and one that refuses upgrades (counted by HTTP status, exit
-//! non-zero).
+//! ones), one that refuses upgrades (counted by HTTP status, exit
+//! non-zero), and ones whose 101 a client must refuse (counted by cause).
 //! The server keeps its own counts, and the report must agree with them.
 
 mod common;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::raw_server::{Behaviour, RawServer};
 use common::run_json;
 use loadgen::stats::{Latency, Totals};
+use protocol::handshake::accept_response;
 
 const LIMIT: Duration = Duration::from_secs(25);
 
@@ -314,4 +315,103 @@ fn errors_from_the_server_fail_the_run_and_are_named() {
         run.stdout.contains("--join message works with any server"),
         "{why}"
     );
+}
+
+/// RFC 6455 4.1: a client fails the connection when the 101 lacks
+/// `Upgrade: websocket` or `Connection: Upgrade`, or chooses an extension
+/// or subprotocol it did not ask for. Each is a connect error under its
+/// own label, and nothing counts as connected; a 101 that is right in
+/// another spelling (other case, Connection a list) still connects.
+#[test]
+fn a_bad_101_is_refused_under_its_cause() {
+    const N: u64 = 3;
+    fn with(key: &str, from: &str, to: &str) -> String {
+        accept_response(key).replace(from, to)
+    }
+    const EXT: &str = "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+    const PROTO: &str = "\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+    // what the server does wrong, its answer, the label loadgen counts
+    type Case = (&'static str, fn(&str) -> String, &'static str);
+    let cases: [Case; 6] = [
+        (
+            "no Upgrade",
+            |k| with(k, "Upgrade: websocket\r\n", ""),
+            "upgrade: server's 101 has no Upgrade: websocket header",
+        ),
+        (
+            "Upgrade: h2c",
+            |k| with(k, "Upgrade: websocket", "Upgrade: h2c"),
+            "upgrade: server's 101 has no Upgrade: websocket header",
+        ),
+        (
+            "no Connection",
+            |k| with(k, "Connection: Upgrade\r\n", ""),
+            "upgrade: server's 101 has no Connection: Upgrade header",
+        ),
+        (
+            "Connection: close",
+            |k| with(k, "Connection: Upgrade", "Connection: close"),
+            "upgrade: server's 101 has no Connection: Upgrade header",
+        ),
+        (
+            "an extension",
+            |k| with(k, "\r\n\r\n", EXT),
+            "upgrade: server chose an extension not requested",
+        ),
+        (
+            "a subprotocol when none was offered",
+            |k| with(k, "\r\n\r\n", PROTO),
+            "upgrade: server chose a subprotocol not offered",
+        ),
+    ];
+    for (what, answer, label) in cases {
+        let server = RawServer::start(Behaviour::Answer(answer));
+        let run = run_json(
+            &[
+                "run",
+                &server.url(),
+                "--workload",
+                "idle",
+                "-c",
+                &N.to_string(),
+                "--duration",
+                "1s",
+                "--progress",
+                "never",
+            ],
+            LIMIT,
+        );
+        let why = format!("{what}: {}", run.describe());
+        assert_eq!(run.code(), Some(1), "{why}");
+        run.assert_no_panic();
+        let t = run.totals();
+        assert_eq!(t.u("connects_ok"), 0, "{why}");
+        assert_eq!(
+            t.labels("connect_errors"),
+            [(label.to_string(), N)].into(),
+            "{why}"
+        );
+    }
+
+    let lenient = RawServer::start(Behaviour::Answer(|k| {
+        with(k, "Upgrade: websocket", "upgrade: WebSocket")
+            .replace("Connection: Upgrade", "connection: keep-alive, UPGRADE")
+    }));
+    let run = run_json(
+        &[
+            "run",
+            &lenient.url(),
+            "--workload",
+            "idle",
+            "-c",
+            &N.to_string(),
+            "--duration",
+            "1s",
+            "--progress",
+            "never",
+        ],
+        LIMIT,
+    );
+    run.assert_code(0);
+    assert_eq!(run.totals().u("connects_ok"), N, "{}", run.describe());
 }

@@ -133,7 +133,18 @@ fn a_subprotocol_not_offered_fails_the_upgrade() {
 #[test]
 fn malformed_headers_are_refused_before_connecting() {
     let (url, seen) = recording_server(None);
-    for bad in ["no-colon-here", "Bad Name: x", "Host: elsewhere"] {
+    for bad in [
+        "no-colon-here",
+        "Bad Name: x",
+        "Host: elsewhere",
+        // each used to reach the request as an extra header line (clap
+        // split -H at line feeds; a trailing CR was trimmed away)
+        "X-A: b\r\nX-Inject: 1",
+        "X-A: b\nHost: elsewhere",
+        "X-A: b\r\nSec-WebSocket-Protocol: evil",
+        "X-A: b\x1b[2J",
+        "Sec-WebSocket-Extensions: permessage-deflate",
+    ] {
         let run = run(
             &["run", &url, "-c", "1", "--duration", "1s", "-H", bad],
             Duration::from_secs(20),
@@ -145,5 +156,35 @@ fn malformed_headers_are_refused_before_connecting() {
             run.describe()
         );
     }
+    for bad in ["chat\r\nX-Inject: 1", "chat\nv2", "two words"] {
+        let run = run(
+            &[
+                "run",
+                &url,
+                "-c",
+                "1",
+                "--duration",
+                "1s",
+                "--subprotocol",
+                bad,
+            ],
+            Duration::from_secs(20),
+        );
+        run.assert_code(2);
+        assert!(
+            run.describe().contains("--subprotocol"),
+            "{bad:?}: {}",
+            run.describe()
+        );
+    }
+    // LOADGEN_HEADERS is one header too, not a list split at line feeds.
+    let env = common::Loadgen::spawn_with(
+        &["run", &url, "-c", "1", "--duration", "1s"],
+        None,
+        &[("LOADGEN_HEADERS", "X-A: b\nX-Inject: 1")],
+    )
+    .wait(Duration::from_secs(20));
+    env.assert_code(2);
+    assert!(env.describe().contains("--header"), "{}", env.describe());
     assert!(seen.lock().unwrap().is_empty(), "nothing may connect");
 }

@@ -23,6 +23,23 @@ pub enum HandshakeError {
     BadAccept,
     #[error("server chose subprotocol {0:?}, which the client did not offer")]
     Subprotocol(String),
+    /// RFC 6455 4.1: the request must carry a `Host` header field (and
+    /// HTTP/1.1 allows only one).
+    #[error("{0}")]
+    Host(&'static str),
+    /// RFC 6455 4.1: the key is 16 random bytes, base64-encoded. A key that
+    /// is not is a client bug that a server should name, not accept.
+    #[error("Sec-WebSocket-Key is not the base64 encoding of 16 bytes")]
+    BadKey,
+    /// The server's 101 lacks `Upgrade: websocket` or `Connection: Upgrade`
+    /// (RFC 6455 4.1, points 2 and 3 of the client's checks): whatever
+    /// answered did not switch to WebSocket.
+    #[error("server's 101 has no {0} header")]
+    AnswerNotUpgrade(&'static str),
+    /// The server answered with an extension the client never asked for:
+    /// its frames could then be ones the client cannot read (RFC 6455 4.1).
+    #[error("server chose extension {0:?}, which the client did not request")]
+    Extension(String),
 }
 
 impl HandshakeError {
@@ -93,12 +110,27 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(UpgradeRequest<'_>, usize)>, 
     if header(headers, "sec-websocket-version").map(<[u8]>::trim_ascii) != Some(b"13") {
         return Err(HandshakeError::Version);
     }
+    // Without allocating: every connection of a load test comes through here.
+    let mut hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value.trim_ascii());
+    match (hosts.next(), hosts.next()) {
+        (None, _) => {
+            return Err(HandshakeError::Host(
+                "no Host header (RFC 6455 4.1 requires one)",
+            ))
+        }
+        (Some(_), Some(_)) => return Err(HandshakeError::Host("more than one Host header")),
+        (Some(b""), None) => return Err(HandshakeError::Host("the Host header is empty")),
+        (Some(_), None) => {}
+    }
     let key = header(headers, "sec-websocket-key")
-        .and_then(|k| std::str::from_utf8(k.trim_ascii()).ok())
-        .filter(|k| k.len() == 24)
-        .ok_or(HandshakeError::NotUpgrade(
-            "missing or malformed Sec-WebSocket-Key",
-        ))?;
+        .ok_or(HandshakeError::NotUpgrade("no Sec-WebSocket-Key header"))?;
+    let key = std::str::from_utf8(key.trim_ascii())
+        .ok()
+        .filter(|k| is_valid_key(k))
+        .ok_or(HandshakeError::BadKey)?;
     let target = req.path.unwrap_or("/");
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -107,11 +139,37 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(UpgradeRequest<'_>, usize)>, 
     Ok(Some((UpgradeRequest { path, query, key }, len)))
 }
 
+/// Whether `key` is a Sec-WebSocket-Key as RFC 6455 4.1 defines it: the
+/// canonical base64 of exactly 16 bytes.
+fn is_valid_key(key: &str) -> bool {
+    use base64::Engine;
+    let mut raw = [0u8; 16];
+    key.len() == 24
+        && matches!(
+            base64::engine::general_purpose::STANDARD.decode_slice(key, &mut raw),
+            Ok(16)
+        )
+}
+
+/// The RFC 6455 (4.2.2) `Sec-WebSocket-Accept` for `key`: base64 of the
+/// SHA-1 of the key followed by the protocol's fixed GUID. Written here
+/// rather than taken from a WebSocket library so that this crate needs
+/// none.
+pub fn derive_accept_key(key: &[u8]) -> String {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
 /// The 101 answer to a request carrying `key`.
 pub fn accept_response(key: &str) -> String {
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        tungstenite::handshake::derive_accept_key(key.as_bytes())
+        derive_accept_key(key.as_bytes())
     )
 }
 
@@ -153,7 +211,26 @@ pub fn generate_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
-/// A client's upgrade request for `path_and_query` on `host`.
+/// Whether `s` is an RFC 7230 token, the only form a header name or a
+/// subprotocol name (RFC 6455 4.1) may take: a user's value that is not
+/// one could break the request apart.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` may stand as a header value on one line: no control
+/// character but tab. CR or LF would end the header early and start
+/// another, under the user's control, that no check of the names saw.
+pub fn is_header_value(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// A client's upgrade request for `path_and_query` on `host`. The caller
+/// has checked what came from a user: `extra_headers` with [`is_token`] and
+/// [`is_header_value`], `path_and_query` for spaces and control characters
+/// (they would end the request line).
 pub fn client_request(
     host: &str,
     path_and_query: &str,
@@ -180,9 +257,13 @@ pub fn parse_response(buf: &[u8], key: &str) -> Result<Option<usize>, HandshakeE
     parse_response_offering(buf, key, &[]).map(|r| r.map(|(len, _)| len))
 }
 
-/// Like [`parse_response`] for a request that offered `subprotocols`: also
-/// returns the one the server chose, and refuses a choice that was not
-/// offered (RFC 6455 4.1 says the client must fail the connection then).
+/// Like [`parse_response`] for a request that offered `subprotocols` (and,
+/// as every request of [`client_request`], no extension): also returns the
+/// subprotocol the server chose. RFC 6455 4.1 says the client must fail
+/// the connection when the answer lacks `Upgrade: websocket` or
+/// `Connection: Upgrade` (tokens, case-insensitive, Connection possibly a
+/// list), or chooses a subprotocol or extension that was not offered:
+/// each is refused here with its own error.
 pub fn parse_response_offering(
     buf: &[u8],
     key: &str,
@@ -203,17 +284,35 @@ pub fn parse_response_offering(
         Some(code) => return Err(HandshakeError::Status(code)),
         None => return Err(HandshakeError::Malformed("no status".into())),
     }
-    let expected = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    match header(resp.headers, "sec-websocket-accept") {
+    let headers = resp.headers;
+    if !has_token(header(headers, "upgrade"), "websocket") {
+        return Err(HandshakeError::AnswerNotUpgrade("Upgrade: websocket"));
+    }
+    if !has_token(header(headers, "connection"), "upgrade") {
+        return Err(HandshakeError::AnswerNotUpgrade("Connection: Upgrade"));
+    }
+    let expected = derive_accept_key(key.as_bytes());
+    match header(headers, "sec-websocket-accept") {
         Some(v) if v.trim_ascii() == expected.as_bytes() => {}
         _ => return Err(HandshakeError::BadAccept),
     }
-    let chosen = header(resp.headers, "sec-websocket-protocol")
-        .map(|v| String::from_utf8_lossy(v.trim_ascii()).into_owned());
-    if let Some(p) = &chosen {
-        if !subprotocols.contains(&p.as_str()) {
-            return Err(HandshakeError::Subprotocol(p.clone()));
+    let lossy = |v: &[u8]| String::from_utf8_lossy(v.trim_ascii()).into_owned();
+    // The client offers no extension, so any is one it did not request.
+    if let Some(ext) = header(headers, "sec-websocket-extensions") {
+        return Err(HandshakeError::Extension(lossy(ext)));
+    }
+    // Every value must be one offered, so a second header (or a list in
+    // one) choosing several cannot slip past the first.
+    let mut chosen = None;
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
+    {
+        let p = lossy(h.value);
+        if chosen.is_some() || !subprotocols.contains(&p.as_str()) {
+            return Err(HandshakeError::Subprotocol(p));
         }
+        chosen = Some(p);
     }
     Ok(Some((len, chosen)))
 }
@@ -273,6 +372,127 @@ mod tests {
     }
 
     #[test]
+    fn accept_key_is_the_rfc_example() {
+        assert_eq!(
+            derive_accept_key(RFC_KEY.as_bytes()),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn host_is_required_once() {
+        let good = client_request("h", "/", RFC_KEY, &[]);
+        let refused = |req: &str| {
+            let e = parse_request(req.as_bytes()).unwrap_err();
+            assert_eq!(e.status(), 400, "{req}");
+            e.to_string()
+        };
+        let why = refused(&good.replace("Host: h\r\n", ""));
+        assert!(why.contains("no Host header"), "{why}");
+        let why = refused(&good.replace("Host: h\r\n", "Host: \r\n"));
+        assert!(why.contains("empty"), "{why}");
+        let why = refused(&good.replace("Host: h\r\n", "Host: h\r\nhost: i\r\n"));
+        assert!(why.contains("more than one Host"), "{why}");
+        let lower = good.replace("Host: h", "HOST: h");
+        assert!(parse_request(lower.as_bytes()).unwrap().is_some());
+    }
+
+    #[test]
+    fn key_must_be_base64_of_16_bytes() {
+        let good = client_request("h", "/", RFC_KEY, &[]);
+        for bad in [
+            // 24 characters, not base64
+            "!!!!!!!!!!!!!!!!!!!!!!!!",
+            "dGhlIHNhbXBsZSBub25jZQ?=",
+            // 24 characters of base64 of 17 bytes
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+            // the padding's bits not zero: not the encoding of any key
+            "dGhlIHNhbXBsZSBub25jZR==",
+            // 16 bytes without padding is 22 characters
+            "dGhlIHNhbXBsZSBub25jZQ",
+        ] {
+            let req = good.replace(RFC_KEY, bad);
+            assert_eq!(
+                parse_request(req.as_bytes()),
+                Err(HandshakeError::BadKey),
+                "{bad}"
+            );
+        }
+        let no_key = good.replace(&format!("Sec-WebSocket-Key: {RFC_KEY}\r\n"), "");
+        assert_eq!(parse_request(no_key.as_bytes()).unwrap_err().status(), 400);
+        // surrounding spaces are not part of the value
+        let spaced = good.replace(RFC_KEY, &format!("  {RFC_KEY} "));
+        assert_eq!(
+            parse_request(spaced.as_bytes()).unwrap().unwrap().0.key,
+            RFC_KEY
+        );
+    }
+
+    #[test]
+    fn answer_must_be_a_websocket_upgrade() {
+        let good = accept_response(RFC_KEY);
+        let check = |resp: &str| parse_response(resp.as_bytes(), RFC_KEY);
+        assert_eq!(
+            check(&good.replace("Upgrade: websocket\r\n", "")),
+            Err(HandshakeError::AnswerNotUpgrade("Upgrade: websocket"))
+        );
+        assert_eq!(
+            check(&good.replace("Upgrade: websocket", "Upgrade: h2c")),
+            Err(HandshakeError::AnswerNotUpgrade("Upgrade: websocket"))
+        );
+        assert_eq!(
+            check(&good.replace("Connection: Upgrade\r\n", "")),
+            Err(HandshakeError::AnswerNotUpgrade("Connection: Upgrade"))
+        );
+        assert_eq!(
+            check(&good.replace("Connection: Upgrade", "Connection: keep-alive")),
+            Err(HandshakeError::AnswerNotUpgrade("Connection: Upgrade"))
+        );
+        // tokens, case-insensitive, Connection a list
+        let lenient = good
+            .replace("Upgrade: websocket", "upgrade: WebSocket")
+            .replace("Connection: Upgrade", "CONNECTION: keep-alive, upgrade");
+        assert_eq!(check(&lenient), Ok(Some(lenient.len())));
+    }
+
+    #[test]
+    fn extensions_are_never_accepted() {
+        let base = accept_response(RFC_KEY);
+        let ext = base.replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+        );
+        assert_eq!(
+            parse_response_offering(ext.as_bytes(), RFC_KEY, &["chat"]),
+            Err(HandshakeError::Extension("permessage-deflate".into()))
+        );
+    }
+
+    #[test]
+    fn header_checks() {
+        for good in ["X-Trace", "a", "!#$%&'*+-.^_`|~09AZaz"] {
+            assert!(is_token(good), "{good}");
+        }
+        for bad in ["", "two words", "a:b", "a\r\nb", "caf\u{e9}", "(x)"] {
+            assert!(!is_token(bad), "{bad}");
+        }
+        for good in ["", "Bearer x:y", "a\tb", "caf\u{e9}"] {
+            assert!(is_header_value(good), "{good:?}");
+        }
+        for bad in [
+            "a\r\nX: 1",
+            "a\nb",
+            "a\rb",
+            "\0",
+            "a\x7f",
+            "\x1b[0m",
+            "\u{85}",
+        ] {
+            assert!(!is_header_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn keys_differ() {
         let a = generate_key();
         assert_eq!(a.len(), 24);
@@ -300,6 +520,16 @@ mod tests {
         assert_eq!(
             parse_response_offering(base.as_bytes(), RFC_KEY, &["chat.v1"]),
             Ok(Some((base.len(), None)))
+        );
+        // a second choice, in a second header or a list, is not offered
+        let twice = with("chat.v1\r\nSec-WebSocket-Protocol: chat.v2");
+        assert_eq!(
+            parse_response_offering(twice.as_bytes(), RFC_KEY, &["chat.v1", "chat.v2"]),
+            Err(HandshakeError::Subprotocol("chat.v2".into()))
+        );
+        let list = with("chat.v1, chat.v2");
+        assert!(
+            parse_response_offering(list.as_bytes(), RFC_KEY, &["chat.v1", "chat.v2"]).is_err()
         );
     }
 

@@ -207,14 +207,16 @@ fn upgrade_refusals_have_the_documented_statuses() {
             .map_err(|e| e.status())
     };
     assert!(matches!(status(&good), Ok(true)));
-    // tokens are found in lists, case-insensitively; Host is optional
+    // tokens are found in lists, case-insensitively
     let lenient = good
         .replace("Connection: Upgrade", "Connection: keep-alive, UPGRADE")
-        .replace("Upgrade: websocket", "upgrade: WebSocket")
-        .replace("Host: h\r\n", "");
+        .replace("Upgrade: websocket", "upgrade: WebSocket");
     assert!(matches!(status(&lenient), Ok(true)));
-    // 4 headers of its own + 28 = 32, the most there may be
-    let full = good.replace("Host: h\r\n", &"X-A: b\r\n".repeat(28));
+    // 5 headers of its own + 27 = 32, the most there may be
+    let full = good.replace(
+        "Host: h\r\n",
+        &format!("Host: h\r\n{}", "X-A: b\r\n".repeat(27)),
+    );
     assert!(matches!(status(&full), Ok(true)));
 
     for (what, req) in [
@@ -222,14 +224,26 @@ fn upgrade_refusals_have_the_documented_statuses() {
         ("HTTP/1.0", good.replace("HTTP/1.1", "HTTP/1.0")),
         ("no Upgrade", good.replace("Upgrade: websocket\r\n", "")),
         ("no Connection", good.replace("Connection: Upgrade\r\n", "")),
+        ("no Host", good.replace("Host: h\r\n", "")),
+        (
+            "two Hosts",
+            good.replace("Host: h\r\n", "Host: h\r\nHost: i\r\n"),
+        ),
         ("short key", good.replace(RFC_KEY, &RFC_KEY[1..])),
+        (
+            "key not base64 of 16 bytes",
+            good.replace(RFC_KEY, "AAAAAAAAAAAAAAAAAAAAAAA="),
+        ),
         (
             "no key",
             good.replace(&format!("Sec-WebSocket-Key: {RFC_KEY}\r\n"), ""),
         ),
         (
             "33 headers",
-            good.replace("Host: h\r\n", &"X-A: b\r\n".repeat(29)),
+            good.replace(
+                "Host: h\r\n",
+                &format!("Host: h\r\n{}", "X-A: b\r\n".repeat(28)),
+            ),
         ),
         ("not HTTP", "\x16\x03\x01 hello\r\n\r\n".to_owned()),
     ] {

@@ -44,6 +44,46 @@ async fn a_plain_http_get_is_400() {
     h.chat_and_echo("hs", b"fine").await.unwrap();
 }
 
+/// RFC 6455 4.1: a request must carry one Host, and a key that is the
+/// base64 of 16 bytes; each refusal says which, and the server serves on.
+#[tokio::test]
+async fn no_host_or_a_key_not_of_16_bytes_is_400_saying_why() {
+    let server = start_server(opts());
+    let addr = server.local_addr();
+    let mut h = healthy(addr).await;
+    let good = request(addr, "/");
+    let host = format!("Host: {addr}\r\n");
+    let key = good
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap()
+        .to_string();
+    for (what, req, says) in [
+        ("no Host", good.replace(&host, ""), "no Host header"),
+        (
+            "two Hosts",
+            good.replace(&host, &format!("{host}{host}")),
+            "more than one Host",
+        ),
+        (
+            "key of 17 bytes",
+            good.replace(&key, "AAAAAAAAAAAAAAAAAAAAAAA="),
+            "base64 encoding of 16 bytes",
+        ),
+        (
+            "key not base64",
+            good.replace(&key, "!!!!!!!!!!!!!!!!!!!!!!!!"),
+            "base64 encoding of 16 bytes",
+        ),
+    ] {
+        let (status, answer) = http_exchange(addr, req.as_bytes()).await.unwrap();
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert!(answer.contains(says), "{what}: {answer}");
+    }
+    assert_eq!(upgrade_status(addr, "/").await.unwrap(), 101);
+    h.chat_and_echo("hs", b"fine").await.unwrap();
+}
+
 #[tokio::test]
 async fn a_bad_version_is_426_and_garbage_is_400() {
     let server = start_server(opts());

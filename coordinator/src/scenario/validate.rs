@@ -106,7 +106,8 @@ fn target(found: &mut Found, t: &Target, local: bool) {
             let e = e.trim_start_matches("--header ");
             found.add(
                 format!("target.headers[{i}]"),
-                e.replace("--subprotocol", "target.subprotocols"),
+                e.replace("--subprotocol", "target.subprotocols")
+                    .replace("per --header", "per item"),
             );
         }
     }
@@ -543,7 +544,41 @@ phases:
         );
         assert_eq!(
             p[1].message,
-            "\"bad proto\" is not a valid subprotocol name"
+            "\"bad proto\" is not a valid subprotocol name (an RFC 7230 token)"
+        );
+    }
+
+    #[test]
+    fn headers_with_line_breaks_or_control_characters_are_refused() {
+        let from = "  urls: [ws://127.0.0.1:8080]";
+        // YAML's double quotes read \r, \n and \e as the characters.
+        let to = "  urls: [ws://127.0.0.1:8080]\n  headers:\n    - \"X-A: b\\r\\nX-Inject: 1\"\n    - \"X-A: b\\r\"\n    - \"X-A: b\\nHost: evil\"\n    - \"X-A: \\e[2J\"\n    - \"X-Ok: a\\tb\"\n    - \"Sec-WebSocket-Extensions: permessage-deflate\"";
+        let p = problems(&GOOD.replacen(from, to, 1), false);
+        let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "target.headers[0]",
+                "target.headers[1]",
+                "target.headers[2]",
+                "target.headers[3]",
+                "target.headers[5]"
+            ],
+            "{p:?}"
+        );
+        for p in &p[..4] {
+            assert!(
+                p.message
+                    .contains("line break or another control character")
+                    && p.message.ends_with("(one header per item)"),
+                "{}",
+                p.message
+            );
+        }
+        assert!(
+            p[4].message.contains("loadgen sets that header itself"),
+            "{}",
+            p[4].message
         );
     }
 

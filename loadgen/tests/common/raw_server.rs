@@ -2,8 +2,9 @@
 //! protocol crate's sans-IO handshake and framing: an echo server that any
 //! WebSocket load generator should be able to drive, and a misbehaving one
 //! that sends bytes no client should accept, and faulty ones (slow
-//! upgrades, a stall, dropped frames, refused upgrades) whose harm a load
-//! generator must measure rather than hide. The server keeps its own
+//! upgrades, a stall, dropped frames, refused upgrades, 101 answers a
+//! client must refuse) whose harm a load generator must measure rather
+//! than hide. The server keeps its own
 //! counts, so tests compare loadgen's report with what really happened.
 
 use std::collections::BTreeMap;
@@ -42,6 +43,10 @@ pub enum Behaviour {
     /// Answers every upgrade request with this status line (e.g.
     /// "403 Forbidden") and closes.
     Reject(&'static str),
+    /// Answers every upgrade request with what this makes of its key (a
+    /// 101 lacking a header, or choosing what was not offered), then
+    /// echoes like [`Behaviour::Echo`] if the client stays.
+    Answer(fn(&str) -> String),
 }
 
 /// Bytes that cannot start a frame: 0xff sets all three reserved bits.
@@ -199,7 +204,10 @@ async fn serve(
                     );
                     return s.write_all(answer.as_bytes()).await;
                 }
-                let answer = accept_response(req.key);
+                let answer = match &behaviour {
+                    Behaviour::Answer(make) => make(req.key),
+                    _ => accept_response(req.key),
+                };
                 if let Behaviour::SlowUpgrade(hold) = behaviour {
                     tokio::time::sleep(hold).await;
                 }
@@ -229,7 +237,8 @@ async fn serve(
         Behaviour::Echo
         | Behaviour::SlowUpgrade(_)
         | Behaviour::StallOnce { .. }
-        | Behaviour::DropEverySecond => echo(s, peer, rest, &behaviour, counters).await,
+        | Behaviour::DropEverySecond
+        | Behaviour::Answer(_) => echo(s, peer, rest, &behaviour, counters).await,
         Behaviour::SendAfter(delay, bytes) => {
             tokio::time::sleep(delay).await;
             s.write_all(&bytes).await?;
