@@ -20,7 +20,9 @@ use tokio::net::TcpStream;
 
 use crate::conn::{Conn, Taken};
 use crate::metrics::CloseReason;
-use crate::session::{flush, io_reason, CLOSE_GRACE, READS_PER_WAKE, SCRATCH};
+use crate::session::{
+    await_peer_close, flush, io_reason, write_all, CLOSE_GRACE, READS_PER_WAKE, SCRATCH,
+};
 use crate::shared::{Shared, SlotGuard};
 use crate::upgrade::Upgraded;
 
@@ -196,14 +198,18 @@ impl EchoConnection {
                     Some(code) => close_frame(code, "", None),
                     None => encode_frame(OpCode::Close, &[], None),
                 });
-                let _ = tokio::time::timeout(CLOSE_GRACE, self.write_all()).await;
+                let _ = tokio::time::timeout(
+                    CLOSE_GRACE,
+                    write_all(&mut self.out, &self.stream, &self.shared.metrics),
+                )
+                .await;
                 CloseReason::ClientClose
             }
             End::Server(reason, code, text) => {
                 self.out.push(close_frame(code, text, None));
                 let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                    self.write_all().await?;
-                    self.await_peer_close().await
+                    write_all(&mut self.out, &self.stream, &self.shared.metrics).await?;
+                    await_peer_close(&self.stream, &mut self.reader).await
                 })
                 .await;
                 reason
@@ -213,46 +219,5 @@ impl EchoConnection {
         self.shared.conns.remove(&self.conn.id);
         self.shared.metrics.closed(reason).increment(1);
         self.shared.metrics.connections_open.decrement(1.0);
-    }
-
-    async fn write_all(&mut self) -> io::Result<()> {
-        loop {
-            flush(&mut self.out, &self.stream, &self.shared.metrics)?;
-            if self.out.is_empty() {
-                return Ok(());
-            }
-            self.stream.writable().await?;
-        }
-    }
-
-    /// After our close frame: read until the client's close or EOF,
-    /// discarding, so the client sees its close answered, not a reset.
-    async fn await_peer_close(&mut self) -> io::Result<()> {
-        loop {
-            self.stream.readable().await?;
-            let EchoConnection { stream, reader, .. } = self;
-            let done = SCRATCH.with(|scratch| {
-                let mut buf = scratch.borrow_mut();
-                match stream.try_read(&mut buf[..]) {
-                    Ok(0) => true,
-                    Ok(n) => {
-                        let mut closed = false;
-                        let res = reader.feed(&mut buf[..n], |m| {
-                            closed = matches!(m, Message::Close(_));
-                            if closed {
-                                Flow::Stop
-                            } else {
-                                Flow::Continue
-                            }
-                        });
-                        closed || res.is_err()
-                    }
-                    Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-                }
-            });
-            if done {
-                return Ok(());
-            }
-        }
     }
 }

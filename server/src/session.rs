@@ -257,15 +257,19 @@ impl Connection {
             End::ClientClose(code) => {
                 self.out.abandon_unsent();
                 self.out.push(close_frame(code, "", None));
-                let _ = tokio::time::timeout(CLOSE_GRACE, self.write_all()).await;
+                let _ = tokio::time::timeout(
+                    CLOSE_GRACE,
+                    write_all(&mut self.out, &self.stream, &self.session.shared().metrics),
+                )
+                .await;
                 CloseReason::ClientClose
             }
             End::Server(reason, code, text) => {
                 self.out.abandon_unsent();
                 self.out.push(close_frame(code, text, None));
                 let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                    self.write_all().await?;
-                    self.await_peer_close().await
+                    write_all(&mut self.out, &self.stream, &self.session.shared().metrics).await?;
+                    await_peer_close(&self.stream, &mut self.reader).await
                 })
                 .await;
                 reason
@@ -277,46 +281,6 @@ impl Connection {
         shared.conns.remove(&self.session.conn.id);
         shared.metrics.closed(reason).increment(1);
         shared.metrics.connections_open.decrement(1.0);
-    }
-
-    async fn write_all(&mut self) -> io::Result<()> {
-        loop {
-            flush(&mut self.out, &self.stream, &self.session.shared().metrics)?;
-            if self.out.is_empty() {
-                return Ok(());
-            }
-            self.stream.writable().await?;
-        }
-    }
-
-    /// After our close frame: read until the client's close or EOF, discarding.
-    async fn await_peer_close(&mut self) -> io::Result<()> {
-        loop {
-            self.stream.readable().await?;
-            let Connection { stream, reader, .. } = self;
-            let done = SCRATCH.with(|scratch| {
-                let mut buf = scratch.borrow_mut();
-                match stream.try_read(&mut buf[..]) {
-                    Ok(0) => true,
-                    Ok(n) => {
-                        let mut closed = false;
-                        let res = reader.feed(&mut buf[..n], |m| {
-                            closed = matches!(m, Message::Close(_));
-                            if closed {
-                                Flow::Stop
-                            } else {
-                                Flow::Continue
-                            }
-                        });
-                        closed || res.is_err()
-                    }
-                    Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-                }
-            });
-            if done {
-                return Ok(());
-            }
-        }
     }
 }
 
@@ -384,6 +348,55 @@ pub(crate) fn io_reason(e: &io::Error) -> CloseReason {
         | io::ErrorKind::BrokenPipe
         | io::ErrorKind::UnexpectedEof => CloseReason::PeerGone,
         _ => CloseReason::IoError,
+    }
+}
+
+/// Writes everything queued, waiting for the socket as needed (closing
+/// only: a live connection never waits on its writes).
+pub(crate) async fn write_all(
+    out: &mut WriteQueue,
+    stream: &TcpStream,
+    metrics: &Metrics,
+) -> io::Result<()> {
+    loop {
+        flush(out, stream, metrics)?;
+        if out.is_empty() {
+            return Ok(());
+        }
+        stream.writable().await?;
+    }
+}
+
+/// After our close frame: read until the client's close or EOF,
+/// discarding, so the client sees its close answered, not a reset.
+pub(crate) async fn await_peer_close(
+    stream: &TcpStream,
+    reader: &mut MessageReader,
+) -> io::Result<()> {
+    loop {
+        stream.readable().await?;
+        let done = SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            match stream.try_read(&mut buf[..]) {
+                Ok(0) => true,
+                Ok(n) => {
+                    let mut closed = false;
+                    let res = reader.feed(&mut buf[..n], |m| {
+                        closed = matches!(m, Message::Close(_));
+                        if closed {
+                            Flow::Stop
+                        } else {
+                            Flow::Continue
+                        }
+                    });
+                    closed || res.is_err()
+                }
+                Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            }
+        });
+        if done {
+            return Ok(());
+        }
     }
 }
 
