@@ -148,6 +148,22 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_INSECURE")]
     pub insecure: bool,
 
+    /// For wss:// targets: a PEM file of one or more CA certificates to
+    /// trust beside Mozilla's roots (a private CA, or a self-signed
+    /// server's own certificate). Read once here: workers and agents get
+    /// its contents, never the path.
+    #[arg(long, env = "LOADGEN_CA_FILE")]
+    #[serde(skip)]
+    pub ca_file: Option<PathBuf>,
+
+    /// `--ca-file`'s contents, as they cross to worker processes and
+    /// agents (a coordinator reads a scenario's `target.ca_file` and sends
+    /// this). Trusting more roots touches nothing on the receiving host,
+    /// unlike a path, which would have it read a file of another's choosing.
+    #[arg(skip)]
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+
     /// Extra header on every upgrade request, `Name: value` (repeat for
     /// more), e.g. an auth token your service wants. One header each: a
     /// line break or other control character is refused, not split on.
