@@ -109,13 +109,29 @@ pub fn load(path: &Path) -> Result<Loaded, Problems> {
         }])
     })?;
     match serde_yaml::from_str::<Scenario>(&source) {
-        Ok(scenario) => Ok(Loaded {
-            scenario,
-            source,
-            path: path.to_path_buf(),
-        }),
+        Ok(mut scenario) => {
+            // A file that cannot be read is `check`'s problem, placed on
+            // its line there.
+            scenario.target.ca_pem =
+                ca_path(path, &scenario.target).and_then(|ca| std::fs::read_to_string(ca).ok());
+            Ok(Loaded {
+                scenario,
+                source,
+                path: path.to_path_buf(),
+            })
+        }
         Err(e) => Err(Problems(vec![yaml_error::problem(file, &source, &e)])),
     }
+}
+
+/// Where `target.ca_file` is: relative paths start at the scenario file's
+/// directory, so a scenario and its CA can move together.
+pub fn ca_path(scenario: &Path, target: &schema::Target) -> Option<PathBuf> {
+    let ca = target.ca_file.as_ref()?;
+    Some(match scenario.parent() {
+        Some(dir) => dir.join(ca),
+        None => ca.clone(),
+    })
 }
 
 /// Facts about the machine the coordinator runs on, for the capacity
