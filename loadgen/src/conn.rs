@@ -78,6 +78,15 @@ fn tls_label(e: &io::Error) -> String {
         return format!("TLS: {e}");
     };
     let why = match cert {
+        // webpki's errors arrive wrapped in Other, worded as their Debug
+        // names. This one refuses a CA's certificate (`openssl req -x509`
+        // makes one by default) as a server's own whether trusted or not,
+        // so --ca-file cannot help.
+        C::Other(other) if other.0.to_string() == "CaUsedAsEndEntity" => {
+            "the server's certificate is a CA's (CA:TRUE, as openssl req -x509 makes), \
+             refused even with --ca-file: serve one signed by that CA, or pass --insecure \
+             for a test server"
+        }
         C::UnknownIssuer | C::BadSignature | C::Other(_) => {
             "the server's certificate is not trusted (self-signed or from a private CA): \
              pass --ca-file with the CA's PEM, or --insecure for a test server"
@@ -350,9 +359,14 @@ mod tests {
                          private CA): pass --ca-file with the CA's PEM, or --insecure for a \
                          test server";
         assert_eq!(refused(C::UnknownIssuer).kind(), untrusted);
-        // webpki's CaUsedAsEndEntity arrives wrapped in Other.
-        let other = C::Other(OtherError(Arc::new(io::Error::other("CaUsedAsEndEntity"))));
+        let other = C::Other(OtherError(Arc::new(io::Error::other(
+            "UnsupportedCertVersion",
+        ))));
         assert_eq!(refused(other).kind(), untrusted);
+        // webpki's CaUsedAsEndEntity arrives wrapped in Other, and no CA
+        // file can help with it.
+        let ca = C::Other(OtherError(Arc::new(io::Error::other("CaUsedAsEndEntity"))));
+        assert!(refused(ca).kind().contains("refused even with --ca-file"));
         assert_eq!(
             refused(C::Expired).kind(),
             "TLS: the server's certificate has expired"

@@ -33,8 +33,12 @@ fn tls_echo_server() -> (String, String) {
         .unwrap()
         .signed_by(&leaf_key, &ca)
         .unwrap();
-    let cert: CertificateDer<'static> = leaf.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    (serve(leaf.der().clone(), &leaf_key), ca.pem())
+}
+
+/// A TLS echo server presenting `cert`; returns its `wss://` URL.
+fn serve(cert: CertificateDer<'static>, key: &rcgen::KeyPair) -> String {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -75,7 +79,7 @@ fn tls_echo_server() -> (String, String) {
             }
         });
     });
-    (format!("wss://localhost:{port}/"), ca.pem())
+    format!("wss://localhost:{port}/")
 }
 
 #[test]
@@ -220,4 +224,35 @@ fn a_missing_or_empty_ca_file_fails_before_connecting() {
         run.describe()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_self_signed_ca_certificate_gets_its_own_hint() {
+    // What `openssl req -x509` makes: self-signed, CA:TRUE, served as the
+    // server's own. rustls refuses it even when it is trusted.
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let url = serve(cert.der().clone(), &key);
+    let run = idle_run(&url, &[]);
+    run.assert_code(1);
+    let errors = run.totals().labels("connect_errors");
+    let hint = "TLS: the server's certificate is a CA's (CA:TRUE, as openssl req -x509 \
+                makes), refused even with --ca-file: serve one signed by that CA, or pass \
+                --insecure for a test server";
+    assert_eq!(
+        errors.into_iter().collect::<Vec<_>>(),
+        [(hint.to_string(), 3)],
+        "{}",
+        run.describe()
+    );
+    run_ok_insecure(&url);
+}
+
+/// `--insecure` connects whatever the certificate.
+fn run_ok_insecure(url: &str) {
+    let run = idle_run(url, &["--insecure"]);
+    run.assert_code(0);
+    assert_eq!(run.totals().u("connects_ok"), 3, "{}", run.describe());
 }

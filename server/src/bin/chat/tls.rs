@@ -76,6 +76,15 @@ pub fn describe(e: &std::io::Error) -> String {
         return format!("TLS: {e}");
     };
     let why = match cert {
+        // webpki's errors arrive wrapped in Other, worded as their Debug
+        // names. This one refuses a CA's certificate (`openssl req -x509`
+        // makes one by default) as a server's own whether trusted or not,
+        // so --ca-file cannot help.
+        C::Other(other) if other.0.to_string() == "CaUsedAsEndEntity" => {
+            "the server's certificate is a CA's (CA:TRUE, as openssl req -x509 makes), \
+             refused even with --ca-file: serve one signed by that CA, or pass --insecure \
+             for a test server"
+        }
         C::UnknownIssuer | C::BadSignature | C::Other(_) => {
             "the server's certificate is not trusted (self-signed or from a private CA): \
              pass --ca-file with the CA's PEM, or --insecure for a test server"
