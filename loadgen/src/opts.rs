@@ -892,6 +892,25 @@ mod tests {
         assert_eq!((old.max_loss, old.join), (0.0, JoinMode::Message));
     }
 
+    /// `--ca-file`'s path never crosses to workers or agents, only the
+    /// certificates (`ca_pem`), so no process is told a path to read.
+    #[test]
+    fn the_ca_crosses_as_contents_never_as_a_path() {
+        let mut opts =
+            Cli::run_opts_for_tests(["loadgen", "run", "wss://h/", "--ca-file", "/x/ca.pem"]);
+        assert_eq!(opts.ca_file, Some(PathBuf::from("/x/ca.pem")));
+        opts.ca_pem = Some("PEM".into());
+        let json = serde_json::to_value(&opts).unwrap();
+        assert!(json.get("ca_file").is_none(), "{json}");
+        let mut back: RunOpts = serde_json::from_value(json).unwrap();
+        assert_eq!((back.ca_file, back.ca_pem.as_deref()), (None, Some("PEM")));
+        // An order that names a path anyway is read without it.
+        let mut json = serde_json::to_value(&opts).unwrap();
+        json["ca_file"] = "/etc/shadow".into();
+        back = serde_json::from_value(json).unwrap();
+        assert_eq!(back.ca_file, None);
+    }
+
     /// `--ramp inf` crosses to workers and agents as 0, its equal: JSON has
     /// no infinity, and a null would not parse back.
     #[test]

@@ -260,6 +260,31 @@ mod tests {
     use super::testing::*;
     use super::*;
 
+    /// `target.ca_file` is read relative to the scenario's directory, and
+    /// its contents are what the orders carry (`split::phase_opts`).
+    #[test]
+    fn ca_file_is_read_beside_the_scenario_and_sent_as_contents() {
+        let dir = std::env::temp_dir().join(format!("wslab-ca-load-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        std::fs::write(dir.join("certs/ca.pem"), "PEM TEXT").unwrap();
+        let scenario = dir.join("s.yaml");
+        std::fs::write(
+            &scenario,
+            "name: s\ntarget:\n  urls: [wss://h:1]\n  ca_file: certs/ca.pem\nagents:\n  local: 1\n\
+             phases:\n  - name: one\n    duration: 10s\n    connections: 10\n",
+        )
+        .unwrap();
+        let loaded = load(&scenario).unwrap();
+        let target = &loaded.scenario.target;
+        assert_eq!(target.ca_pem.as_deref(), Some("PEM TEXT"));
+        let opts = crate::split::phase_opts(target, &target.urls, &loaded.scenario.phases[0], "");
+        assert_eq!(
+            (opts.ca_file, opts.ca_pem.as_deref()),
+            (None, Some("PEM TEXT"))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn problems_display_with_what_is_known() {
         let mut p = Problem {
