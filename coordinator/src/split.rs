@@ -64,6 +64,8 @@ pub fn phase_opts(target: &Target, urls: &[String], phase: &Phase, room_prefix: 
         size: phase.size,
         ping_interval: phase.ping_interval,
         insecure: target.insecure,
+        ca_file: None,
+        ca_pem: target.ca_pem.clone(),
         headers: target.headers.clone(),
         subprotocols: target.subprotocols.clone(),
         churn: phase.churn,

@@ -58,11 +58,54 @@ impl ConnectError {
                 "upgrade: server chose an extension not requested".to_string()
             }
             ConnectError::Handshake(e) => format!("upgrade: {e}"),
-            // rustls's wording names the cause (unknown issuer, name
-            // mismatch...) without per-connection details.
-            ConnectError::Tls(e) => format!("TLS: {e}"),
+            ConnectError::Tls(e) => tls_label(e),
         }
     }
+}
+
+/// The label of a failed TLS handshake. Certificate refusals, the common
+/// case, get a sentence that names the way out, since rustls's own text
+/// (`invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`)
+/// names none; each is fixed wording, so one cause stays one label.
+/// Other TLS failures keep rustls's wording, which has no per-connection
+/// details either.
+fn tls_label(e: &io::Error) -> String {
+    use rustls::CertificateError as C;
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let Some(rustls::Error::InvalidCertificate(cert)) = rustls_error else {
+        return format!("TLS: {e}");
+    };
+    let why = match cert {
+        // webpki's errors arrive wrapped in Other, worded as their Debug
+        // names. This one refuses a CA's certificate (`openssl req -x509`
+        // makes one by default) as a server's own whether trusted or not,
+        // so --ca-file cannot help.
+        C::Other(other) if other.0.to_string() == "CaUsedAsEndEntity" => {
+            "the server's certificate is a CA's (CA:TRUE, as openssl req -x509 makes), \
+             refused even with --ca-file: serve one signed by that CA, or pass --insecure \
+             for a test server"
+        }
+        C::UnknownIssuer | C::BadSignature | C::Other(_) => {
+            "the server's certificate is not trusted (self-signed or from a private CA): \
+             pass --ca-file with the CA's PEM, or --insecure for a test server"
+        }
+        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet (is this machine's clock right?)"
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the server's certificate does not name the URL's host"
+        }
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "the server's certificate is not one for a TLS server"
+        }
+        C::Revoked => "the server's certificate is revoked",
+        C::BadEncoding => "the server's certificate is malformed",
+        _ => "the server's certificate was refused",
+    };
+    format!("TLS: {why}")
 }
 
 /// The OS's wording when there is an errno (EMFILE and EADDRNOTAVAIL must
@@ -301,6 +344,47 @@ mod tests {
             ConnectError::Io(plain).kind(),
             "upgrade I/O: unexpected end of file"
         );
+    }
+
+    /// What tokio-rustls hands back for a refused certificate.
+    fn refused(cert: rustls::CertificateError) -> ConnectError {
+        let e = rustls::Error::InvalidCertificate(cert);
+        ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    #[test]
+    fn certificate_refusals_say_what_to_do() {
+        use rustls::{CertificateError as C, OtherError};
+        let untrusted = "TLS: the server's certificate is not trusted (self-signed or from a \
+                         private CA): pass --ca-file with the CA's PEM, or --insecure for a \
+                         test server";
+        assert_eq!(refused(C::UnknownIssuer).kind(), untrusted);
+        let other = C::Other(OtherError(Arc::new(io::Error::other(
+            "UnsupportedCertVersion",
+        ))));
+        assert_eq!(refused(other).kind(), untrusted);
+        // webpki's CaUsedAsEndEntity arrives wrapped in Other, and no CA
+        // file can help with it.
+        let ca = C::Other(OtherError(Arc::new(io::Error::other("CaUsedAsEndEntity"))));
+        assert!(refused(ca).kind().contains("refused even with --ca-file"));
+        assert_eq!(
+            refused(C::Expired).kind(),
+            "TLS: the server's certificate has expired"
+        );
+        // The context variants carry times and names: same label.
+        let name = C::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("a.example").unwrap(),
+            presented: vec!["b.example".into()],
+        };
+        assert_eq!(refused(name).kind(), refused(C::NotValidForName).kind(),);
+        assert_eq!(
+            refused(C::NotValidForName).kind(),
+            "TLS: the server's certificate does not name the URL's host"
+        );
+        // Anything else keeps rustls's wording.
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        let e = ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidData, alert));
+        assert_eq!(e.kind(), "TLS: received fatal alert: HandshakeFailure");
     }
 
     #[test]

@@ -119,7 +119,12 @@ impl Plan {
             if opts.insecure {
                 warn!("--insecure: server certificates are not verified");
             }
-            let config = transport::client_config(opts.insecure).context("setting up TLS")?;
+            let extra_roots = match &opts.ca_pem {
+                Some(pem) => transport::parse_ca_pem(pem).context("the CA certificates")?,
+                None => Vec::new(),
+            };
+            let config =
+                transport::client_config(opts.insecure, &extra_roots).context("setting up TLS")?;
             Some(tokio_rustls::TlsConnector::from(config))
         } else {
             None

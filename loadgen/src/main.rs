@@ -50,6 +50,16 @@ fn stop_signals() -> anyhow::Result<StopSignals> {
     StopSignals::listen().context("listening for SIGINT and SIGTERM")
 }
 
+/// `--ca-file`'s contents, checked to hold at least one certificate so a
+/// wrong file fails before anything connects (exit 2).
+fn read_ca_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("--ca-file {}: cannot read it", path.display()))?;
+    loadgen::transport::parse_ca_pem(&pem)
+        .with_context(|| format!("--ca-file {}", path.display()))?;
+    Ok(pem)
+}
+
 /// A room prefix no other run is likely to use.
 fn run_prefix() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -59,6 +69,9 @@ fn run_prefix() -> String {
 }
 
 fn run(mut opts: RunOpts) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &opts.ca_file {
+        opts.ca_pem = Some(read_ca_file(path)?);
+    }
     // Chosen once here, so every worker process uses the same rooms.
     opts.room_prefix.get_or_insert_with(run_prefix);
     // Source addresses before anything else: picked ones go to every

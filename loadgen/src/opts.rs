@@ -148,6 +148,22 @@ pub struct RunOpts {
     #[arg(long, env = "LOADGEN_INSECURE")]
     pub insecure: bool,
 
+    /// For wss:// targets: a PEM file of one or more CA certificates to
+    /// trust beside Mozilla's roots (a private CA, or a self-signed
+    /// server's own certificate). Read once here: workers and agents get
+    /// its contents, never the path.
+    #[arg(long, env = "LOADGEN_CA_FILE")]
+    #[serde(skip)]
+    pub ca_file: Option<PathBuf>,
+
+    /// `--ca-file`'s contents, as they cross to worker processes and
+    /// agents (a coordinator reads a scenario's `target.ca_file` and sends
+    /// this). Trusting more roots touches nothing on the receiving host,
+    /// unlike a path, which would have it read a file of another's choosing.
+    #[arg(skip)]
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+
     /// Extra header on every upgrade request, `Name: value` (repeat for
     /// more), e.g. an auth token your service wants. One header each: a
     /// line break or other control character is refused, not split on.
@@ -874,6 +890,25 @@ mod tests {
         assert_eq!((old.room_size, old.room_dist), (None, RoomDist::Uniform));
         // and the defaults of this version's new keys
         assert_eq!((old.max_loss, old.join), (0.0, JoinMode::Message));
+    }
+
+    /// `--ca-file`'s path never crosses to workers or agents, only the
+    /// certificates (`ca_pem`), so no process is told a path to read.
+    #[test]
+    fn the_ca_crosses_as_contents_never_as_a_path() {
+        let mut opts =
+            Cli::run_opts_for_tests(["loadgen", "run", "wss://h/", "--ca-file", "/x/ca.pem"]);
+        assert_eq!(opts.ca_file, Some(PathBuf::from("/x/ca.pem")));
+        opts.ca_pem = Some("PEM".into());
+        let json = serde_json::to_value(&opts).unwrap();
+        assert!(json.get("ca_file").is_none(), "{json}");
+        let mut back: RunOpts = serde_json::from_value(json).unwrap();
+        assert_eq!((back.ca_file, back.ca_pem.as_deref()), (None, Some("PEM")));
+        // An order that names a path anyway is read without it.
+        let mut json = serde_json::to_value(&opts).unwrap();
+        json["ca_file"] = "/etc/shadow".into();
+        back = serde_json::from_value(json).unwrap();
+        assert_eq!(back.ca_file, None);
     }
 
     /// `--ramp inf` crosses to workers and agents as 0, its equal: JSON has

@@ -1,7 +1,8 @@
 //! The `chat` binary end to end, as real processes talking over real sockets:
 //! against the real server (two clients, one per encoding), against a
 //! scripted fake server (close handling, what goes on the wire), and against
-//! nothing at all (connection refused).
+//! nothing at all (connection refused), and over `wss://` through a
+//! TLS-terminating proxy in front of the real server.
 //!
 //! Every wait is bounded, and every child is killed by a guard, so a broken
 //! server or client fails a test instead of hanging it.
@@ -132,12 +133,26 @@ struct Client {
 
 impl Client {
     fn start(name: &'static str, url: &str, room: &str, proto: &str) -> Client {
+        Client::start_with(name, url, room, proto, &[])
+    }
+
+    /// `start` with `extra` flags after the usual ones.
+    fn start_with(
+        name: &'static str,
+        url: &str,
+        room: &str,
+        proto: &str,
+        extra: &[&str],
+    ) -> Client {
         let mut guard = Guard::spawn(
             name,
             Command::new(env!("CARGO_BIN_EXE_chat"))
                 .arg(url)
                 .args(["--room", room, "--username", name, "--proto", proto])
                 .args(["--connect-timeout", "10s"])
+                .args(extra)
+                .env_remove("CHAT_INSECURE")
+                .env_remove("CHAT_CA_FILE")
                 .env_remove("CHAT_URL")
                 .env("RUST_LOG", "warn"),
         );
@@ -390,4 +405,129 @@ fn a_bad_url_is_a_clear_error() {
     assert!(!status.success());
     let err = client.err.rest().join("\n");
     assert!(err.contains("not a WebSocket URL"), "{err}");
+}
+
+/// A TLS-terminating proxy for `localhost` in front of `backend` (a plain
+/// `host:port`), on its own thread, with a certificate from a private CA
+/// made for the test: the server itself speaks only ws://. Returns the
+/// proxy's `wss://localhost:PORT` URL and the CA's certificate (PEM).
+fn tls_proxy(backend: String) -> (String, String) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::sync::Arc;
+
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "wslab chat test CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+    });
+    (format!("wss://localhost:{port}"), ca.pem())
+}
+
+#[test]
+fn wss_works_with_ca_file_or_insecure_and_an_untrusted_certificate_says_what_to_do() {
+    let mut server = start_server();
+    let backend = server
+        .url()
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let (url, ca) = tls_proxy(backend);
+    let dir = std::env::temp_dir().join(format!("wslab-chat-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let ca_arg = ca_file.to_str().unwrap();
+    let room = "tls-lobby";
+
+    // Verified by default: one readable error, not rustls's debug text
+    // and not twice.
+    let mut mallory = Client::start("mallory", &url, room, "json");
+    let status = mallory.guard.wait(WAIT);
+    assert!(!status.success());
+    let err = mallory.err.rest().join("\n");
+    let hint = "the server's certificate is not trusted (self-signed or from a private CA): \
+                pass --ca-file with the CA's PEM, or --insecure for a test server";
+    assert_eq!(err.matches(hint).count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let mut alice = Client::start_with("alice", &url, room, "json", &["--ca-file", ca_arg]);
+    alice.sees("* alice joined tls-lobby");
+    let mut bob = Client::start_with("bob", &url, room, "binary", &["--insecure"]);
+    bob.sees("* bob joined tls-lobby");
+    alice.type_line("hello over TLS");
+    bob.sees("[tls-lobby] alice: hello over TLS");
+    alice.sees("[tls-lobby] alice: hello over TLS");
+    for client in [&mut alice, &mut bob] {
+        let status = client.end_input();
+        assert!(status.success(), "{status}: {:?}", client.err.rest());
+    }
+
+    // A CA file without a certificate fails before connecting.
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let mut carol = Client::start_with(
+        "carol",
+        &url,
+        room,
+        "json",
+        &["--ca-file", empty.to_str().unwrap()],
+    );
+    let status = carol.guard.wait(WAIT);
+    assert!(!status.success());
+    let err = carol.err.rest().join("\n");
+    assert!(err.contains("holds no certificate"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died during the test"
+    );
 }

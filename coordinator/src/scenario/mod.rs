@@ -109,13 +109,29 @@ pub fn load(path: &Path) -> Result<Loaded, Problems> {
         }])
     })?;
     match serde_yaml::from_str::<Scenario>(&source) {
-        Ok(scenario) => Ok(Loaded {
-            scenario,
-            source,
-            path: path.to_path_buf(),
-        }),
+        Ok(mut scenario) => {
+            // A file that cannot be read is `check`'s problem, placed on
+            // its line there.
+            scenario.target.ca_pem =
+                ca_path(path, &scenario.target).and_then(|ca| std::fs::read_to_string(ca).ok());
+            Ok(Loaded {
+                scenario,
+                source,
+                path: path.to_path_buf(),
+            })
+        }
         Err(e) => Err(Problems(vec![yaml_error::problem(file, &source, &e)])),
     }
+}
+
+/// Where `target.ca_file` is: relative paths start at the scenario file's
+/// directory, so a scenario and its CA can move together.
+pub fn ca_path(scenario: &Path, target: &schema::Target) -> Option<PathBuf> {
+    let ca = target.ca_file.as_ref()?;
+    Some(match scenario.parent() {
+        Some(dir) => dir.join(ca),
+        None => ca.clone(),
+    })
 }
 
 /// Facts about the machine the coordinator runs on, for the capacity
@@ -243,6 +259,31 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+
+    /// `target.ca_file` is read relative to the scenario's directory, and
+    /// its contents are what the orders carry (`split::phase_opts`).
+    #[test]
+    fn ca_file_is_read_beside_the_scenario_and_sent_as_contents() {
+        let dir = std::env::temp_dir().join(format!("wslab-ca-load-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        std::fs::write(dir.join("certs/ca.pem"), "PEM TEXT").unwrap();
+        let scenario = dir.join("s.yaml");
+        std::fs::write(
+            &scenario,
+            "name: s\ntarget:\n  urls: [wss://h:1]\n  ca_file: certs/ca.pem\nagents:\n  local: 1\n\
+             phases:\n  - name: one\n    duration: 10s\n    connections: 10\n",
+        )
+        .unwrap();
+        let loaded = load(&scenario).unwrap();
+        let target = &loaded.scenario.target;
+        assert_eq!(target.ca_pem.as_deref(), Some("PEM TEXT"));
+        let opts = crate::split::phase_opts(target, &target.urls, &loaded.scenario.phases[0], "");
+        assert_eq!(
+            (opts.ca_file, opts.ca_pem.as_deref()),
+            (None, Some("PEM TEXT"))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn problems_display_with_what_is_known() {

@@ -47,6 +47,16 @@ pub struct Target {
     /// Accept self-signed certificates on wss:// targets.
     #[serde(default)]
     pub insecure: bool,
+    /// A PEM file of CA certificates to trust on wss:// targets beside
+    /// Mozilla's roots (a private CA), relative to the scenario file's
+    /// directory. The coordinator reads it and sends the contents in each
+    /// order: an agent never reads a file a coordinator names.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `ca_file`'s contents, read by [`super::load`]; `check` refuses a
+    /// scenario whose file could not be read or holds no certificate.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
     /// Extra upgrade headers, "Name: value".
     #[serde(default)]
     pub headers: Vec<String>,

@@ -46,6 +46,7 @@ pub(super) fn problems(loaded: &Loaded, opts: &CheckOptions) -> Vec<Problem> {
         );
     }
     target(&mut found, &s.target, opts.local);
+    ca_file(&mut found);
     if let Some(url) = &s.server_metrics {
         if let Err(e) = url.parse::<promhttp::MetricsUrl>() {
             found.add("server_metrics", e.to_string());
@@ -119,6 +120,24 @@ fn target(found: &mut Found, t: &Target, local: bool) {
             );
         }
     }
+}
+
+/// `target.ca_file` must be readable and hold a certificate, as loadgen's
+/// `--ca-file` must: checked on the file itself rather than `ca_pem`, so
+/// the problem says why it could not be read.
+fn ca_file(found: &mut Found) {
+    let loaded = found.loaded;
+    let Some(path) = super::ca_path(&loaded.path, &loaded.scenario.target) else {
+        return;
+    };
+    let problem = match std::fs::read_to_string(&path) {
+        Err(e) => format!("cannot read {}: {e}", path.display()),
+        Ok(pem) => match loadgen::transport::parse_ca_pem(&pem) {
+            Ok(_) => return,
+            Err(e) => format!("{}: {e}", path.display()),
+        },
+    };
+    found.add("target.ca_file", problem);
 }
 
 fn agents(found: &mut Found) {
@@ -507,6 +526,35 @@ phases:
         assert_eq!(keys(from, "urls: []", false), ["3:target.urls"]);
         assert!(keys(from, "urls: []", true).is_empty());
         assert_eq!(keys(from, "workload: echo", false), ["2:target.urls"]);
+    }
+
+    #[test]
+    fn ca_file_must_be_readable_and_hold_a_certificate() {
+        let dir = std::env::temp_dir().join(format!("wslab-ca-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("ca.pem");
+        let certified = rcgen::generate_simple_self_signed(vec!["lab".to_string()]).unwrap();
+        std::fs::write(&good, certified.cert.pem()).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let missing = dir.join("missing.pem");
+        let from = "  urls: [ws://127.0.0.1:8080]";
+        let with = |path: &std::path::Path| {
+            let to = format!("{from}\n  ca_file: {}", path.display());
+            problems(&GOOD.replacen(from, &to, 1), false)
+        };
+        assert!(with(&good).is_empty(), "{:?}", with(&good));
+        for (path, says) in [(&empty, "holds no certificate"), (&missing, "cannot read")] {
+            let p = with(path);
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!((p[0].line, p[0].column), (Some(4), Some(3)), "{p:?}");
+            assert_eq!(p[0].key, "target.ca_file");
+            assert!(p[0].message.contains(says), "{p:?}");
+            assert!(p[0]
+                .to_string()
+                .starts_with("test.yaml:4:3: target.ca_file: "));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! 401 before any order is read; targets are checked against
 //! `--allow-target` (loopback by default) after name resolution; options
 //! that would touch the agent's own files or ports (`json`,
-//! `metrics_listen`) are ignored. One coordinator at a time: a second
+//! `metrics_listen`) are ignored, and `ca_file` never crosses at all: a
+//! scenario's CA arrives as `ca_pem`, the certificates the coordinator
+//! read, which only add trusted roots for this job's own connections.
+//! One coordinator at a time: a second
 //! control connection gets 409 while a session is open.
 
 mod allow;

@@ -184,6 +184,9 @@ async fn prepare(phase: usize, mut job: PhaseJob, shared: &Shared) -> anyhow::Re
     // ports of its choosing.
     job.opts.json = None;
     job.opts.metrics_listen = None;
+    // Never serialized, so always `None` here; `ca_pem` carries the
+    // contents instead.
+    job.opts.ca_file = None;
     job.opts.progress = Progress::Never;
     job.opts.processes = Processes::Auto;
     job.opts.threads = shared.threads;

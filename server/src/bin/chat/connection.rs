@@ -7,26 +7,38 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use futures_util::{SinkExt, StreamExt};
 use protocol::Proto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::command;
 use crate::session::{Action, Session};
 use crate::wire::{self, Incoming};
 use crate::Args;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A plain or TLS byte stream, whichever the URL's scheme asked for.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// Runs the session. `Ok` only when we ended it (end of input or `/quit`);
 /// a close we did not ask for is an error so scripts notice.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let room = (!args.room.is_empty()).then(|| args.room.clone());
     let url = crate::url::build(&args.url, &args.username, room.as_deref(), args.proto)?;
-    let mut ws = connect(&url, args.connect_timeout).await?;
+    // Before connecting, so a bad --ca-file fails even when the server is down.
+    let tls = url
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
+        .then(|| crate::tls::connector(args.insecure, args.ca_file.as_deref()))
+        .transpose()?;
+    let mut ws = connect(&url, tls.as_ref(), args.connect_timeout).await?;
     eprintln!(
         "connected to {} as {} ({}); /help lists the commands",
         args.url,
@@ -105,13 +117,56 @@ fn on_frame(
     Ok(None)
 }
 
-async fn connect(url: &str, limit: Duration) -> anyhow::Result<Ws> {
-    match tokio::time::timeout(limit, tokio_tungstenite::connect_async(url)).await {
+async fn connect(
+    url: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    limit: Duration,
+) -> anyhow::Result<Ws> {
+    match tokio::time::timeout(limit, connect_unbounded(url, tls)).await {
         Err(_) => bail!(
             "cannot connect to {url}: no answer within {}",
             humantime::format_duration(limit)
         ),
-        Ok(Err(tungstenite::Error::Http(response))) => {
+        Ok(result) => result,
+    }
+}
+
+/// TCP, then TLS for `wss://` (`tls` is `Some` exactly then), then the
+/// upgrade. Each error is worded once: tungstenite's errors repeat their
+/// source in their own message, so they are shown without the chain.
+async fn connect_unbounded(
+    url: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> anyhow::Result<Ws> {
+    let request = match url.into_client_request() {
+        Ok(request) => request,
+        Err(e) => bail!("cannot connect to {url}: {e}"),
+    };
+    let uri = request.uri();
+    let Some(host) = uri.host().map(str::to_owned) else {
+        bail!("cannot connect to {url}: the URL has no host");
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = TcpStream::connect((bare_host, port))
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    // Typed lines are small and should go at once.
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Io> = match tls {
+        Some(connector) => {
+            let name = crate::tls::server_name(&host)?;
+            match connector.connect(name, tcp).await {
+                Ok(stream) => Box::new(stream),
+                Err(e) => bail!("cannot connect to {url}: {}", crate::tls::describe(&e)),
+            }
+        }
+        None => Box::new(tcp),
+    };
+    match tokio_tungstenite::client_async(request, stream).await {
+        Err(tungstenite::Error::Http(response)) => {
             let body = response
                 .body()
                 .as_deref()
@@ -124,12 +179,11 @@ async fn connect(url: &str, limit: Duration) -> anyhow::Result<Ws> {
                 crate::render::clean(body.trim())
             )
         }
-        // tungstenite's Io variant repeats its source in its own message.
-        Ok(Err(tungstenite::Error::Io(e))) => {
+        Err(tungstenite::Error::Io(e)) => {
             Err(e).with_context(|| format!("cannot connect to {url}"))
         }
-        Ok(Err(e)) => Err(e).with_context(|| format!("cannot connect to {url}")),
-        Ok(Ok((ws, _response))) => Ok(ws),
+        Err(e) => bail!("cannot connect to {url}: {e}"),
+        Ok((ws, _response)) => Ok(ws),
     }
 }
 

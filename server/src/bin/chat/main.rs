@@ -2,12 +2,14 @@
 //! the room's traffic comes out on stdout, one line per message. Local
 //! feedback and errors go to stderr so stdout can be piped or scripted.
 //!
-//! `chat ws://127.0.0.1:8080 --room lobby --username alice --proto binary`
+//! `chat ws://127.0.0.1:8080 --room lobby --username alice --proto binary`,
+//! or `chat wss://chat.example --ca-file ca.pem --username alice`
 
 mod command;
 mod connection;
 mod render;
 mod session;
+mod tls;
 mod url;
 mod wire;
 
@@ -39,6 +41,16 @@ pub struct Args {
     /// How long to wait for the server's close reply before exiting anyway.
     #[arg(long, env = "CHAT_CLOSE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub close_timeout: Duration,
+    /// For wss:// URLs: accept any server certificate (self-signed test
+    /// servers). Without it, certificates are verified against Mozilla's
+    /// roots (plus --ca-file's) and must name the URL's host.
+    #[arg(long, env = "CHAT_INSECURE")]
+    pub insecure: bool,
+    /// For wss:// URLs: a PEM file of CA certificates to trust beside
+    /// Mozilla's roots (a private CA, or a self-signed server's own
+    /// certificate).
+    #[arg(long, env = "CHAT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn parse_proto(name: &str) -> Result<Proto, String> {
