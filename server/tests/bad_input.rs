@@ -323,3 +323,22 @@ async fn refused_and_unsupported_messages_do_not_rename_the_connection() {
         "{m:?}"
     );
 }
+
+#[tokio::test]
+async fn a_forged_binary_length_is_named_in_the_error() {
+    // Issue 11: a string claiming 2^60 bytes got "malformed binary message:
+    // io error: " with nothing after it.
+    let server = server();
+    let addr = server.local_addr();
+    let mut c = offender(addr, Proto::Binary, "forged").await;
+    let mut bytes = binary::to_vec(&ChatMessage::new(MsgType::Chat).with_room("forged"));
+    // The username's length prefix (offset 17, section 4.1) → 2^60.
+    bytes[17..25].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    c.ws.send(Message::binary(bytes)).await.unwrap();
+    let err = c.expect_error().await.unwrap();
+    assert!(
+        err.contains("username claims 1152921504606846976 bytes")
+            && err.contains("more than the message holds"),
+        "{err:?}"
+    );
+}
