@@ -54,7 +54,7 @@ fn check_layout(input: &[u8]) -> Result<(), String> {
         *at += n;
         Ok(())
     };
-    let counted = |at: &mut usize, field: &str| -> Result<(), String> {
+    let counted = |at: &mut usize, field: &str| -> Result<&[u8], String> {
         fixed(at, 8, &format!("the length of {field}"))?;
         let mut prefix = [0u8; 8];
         prefix.copy_from_slice(&input[*at - 8..*at]);
@@ -63,7 +63,7 @@ fn check_layout(input: &[u8]) -> Result<(), String> {
         match usize::try_from(claimed) {
             Ok(n) if n <= left => {
                 *at += n;
-                Ok(())
+                Ok(&input[*at - n..*at])
             }
             _ => Err(format!(
                 "{field} claims {claimed} bytes, more than the message holds ({left} bytes left)"
@@ -73,10 +73,17 @@ fn check_layout(input: &[u8]) -> Result<(), String> {
     fixed(&mut at, 8, "id")?;
     fixed(&mut at, 1, "msg_type")?;
     fixed(&mut at, 8, "user_id")?;
-    counted(&mut at, "username")?;
+    // Names are short: checking them here too costs little, and the
+    // error can say which one is not UTF-8 (bincode's does not).
+    let text = |field: &str, bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .map(drop)
+            .map_err(|e| format!("{field} is not valid UTF-8: {e}"))
+    };
+    text("username", counted(&mut at, "username")?)?;
     counted(&mut at, "payload")?;
     fixed(&mut at, 8, "timestamp")?;
-    counted(&mut at, "room")?;
+    text("room", counted(&mut at, "room")?)?;
     if at < input.len() {
         return Err(format!(
             "{} bytes follow the room, where the message must end",
@@ -206,7 +213,17 @@ mod tests {
 
         let mut bad_utf8 = bytes.clone();
         bad_utf8[25] = 0xff; // first byte of username
-        assert!(matches!(decode(&bad_utf8), Err(DecodeError::Binary(_))));
+        let err = decode(&bad_utf8).unwrap_err();
+        assert!(matches!(err, DecodeError::Binary(_)));
+        assert!(
+            err.to_string().contains("username is not valid UTF-8"),
+            "{err}"
+        );
+        let mut bad_room = bytes.clone();
+        let last = bad_room.len() - 1;
+        bad_room[last] = 0x80; // the room's only byte
+        let err = decode(&bad_room).unwrap_err().to_string();
+        assert!(err.contains("room is not valid UTF-8"), "{err}");
 
         let mut unknown = bytes;
         unknown[8] = 9;
