@@ -61,10 +61,67 @@ pub struct UpgradeRequest<'a> {
 }
 
 impl UpgradeRequest<'_> {
-    /// The query's parameters, percent-decoded.
+    /// The query's parameters, percent-decoded, with escapes that spell
+    /// bytes that are not UTF-8 replaced by U+FFFD: for looking at, not
+    /// for taking a name from (see [`UpgradeRequest::params_exact`]).
     pub fn params(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
         form_urlencoded::parse(self.query.unwrap_or("").as_bytes())
     }
+
+    /// The query's parameters decoded as [`UpgradeRequest::params`] does,
+    /// except that a value whose escapes are not UTF-8 comes back as an
+    /// error instead of silently changed: `username=%00%ff` must be
+    /// refused, not become a name the client never sent. Keys are decoded
+    /// lossily (a key that is not UTF-8 matches no parameter anyway).
+    pub fn params_exact(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            Cow<'_, str>,
+            Result<Cow<'_, str>, std::string::FromUtf8Error>,
+        ),
+    > {
+        self.query
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let key = form_decode(key).unwrap_or_else(|e| {
+                    Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned())
+                });
+                (key, form_decode(value))
+            })
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value, as
+/// WHATWG's URL standard has it (`+` is a space, a `%` not followed by two
+/// hex digits stays as it is), but failing on bytes that are not UTF-8.
+fn form_decode(s: &str) -> Result<Cow<'_, str>, std::string::FromUtf8Error> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(Cow::Borrowed(s));
+    }
+    let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(hi), Some(lo)) => {
+                    // Two hex digits: at most 0xff.
+                    out.push((hi * 16 + lo) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map(Cow::Owned)
 }
 
 fn header<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
@@ -347,6 +404,28 @@ mod tests {
             parse_response(resp.as_bytes(), &generate_key()),
             Err(HandshakeError::BadAccept)
         );
+    }
+
+    #[test]
+    fn exact_params_refuse_escapes_that_are_not_utf8() {
+        let req = client_request(
+            "h",
+            "/?username=%00%ff&room=a+b%21%zz%2&x&&proto=%C3%A9",
+            RFC_KEY,
+            &[],
+        );
+        let (parsed, _) = parse_request(req.as_bytes()).unwrap().unwrap();
+        let params: Vec<_> = parsed.params_exact().collect();
+        assert_eq!(params.len(), 4);
+        assert_eq!(params[0].0, "username");
+        assert!(params[0].1.is_err(), "{:?}", params[0]);
+        // the lossy parse agrees everywhere else
+        for ((k, v), (lk, lv)) in params.iter().zip(parsed.params()).skip(1) {
+            assert_eq!((k, v.as_ref().unwrap()), (&lk, &lv));
+        }
+        assert_eq!(params[1].1.as_deref(), Ok("a b!%zz%2"));
+        assert_eq!((&*params[2].0, params[2].1.as_deref()), ("x", Ok("")));
+        assert_eq!(params[3].1.as_deref(), Ok("é"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod frame;
 pub mod handshake;
 pub mod json;
 pub mod message;
+pub mod name;
 pub mod write_queue;
 
 pub use message::{ChatMessage, MsgType, Proto};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use protocol::frame::{encode_frame, Flow, Message, OpCode};
 use protocol::message::now_millis;
+use protocol::name::{self, NameKind};
 use protocol::{binary, json, ChatMessage, DecodeError, MsgType, Proto};
 
 use crate::broadcast;
@@ -121,12 +122,9 @@ impl Session {
             _ => None,
         };
         if let Some(name) = rename {
-            if name.len() > self.shared.limits.max_username_len {
-                return self.refuse(format!(
-                    "username is {} bytes, the limit is {}",
-                    name.len(),
-                    self.shared.limits.max_username_len
-                ));
+            let max = self.shared.limits.max_username_len;
+            if let Err(e) = name::check(NameKind::Username, name, max) {
+                return self.refuse(e.to_string());
             }
         }
         match kind {
@@ -184,13 +182,10 @@ impl Session {
     /// The room a message names, or the last joined one. Joining needs a
     /// name; the others need membership.
     fn room_arg(&self, room: &str, joining: bool) -> Result<Arc<str>, String> {
-        let limit = self.shared.limits.max_room_len;
-        if room.len() > limit {
-            return Err(format!(
-                "room name is {} bytes, the limit is {limit}",
-                room.len()
-            ));
-        }
+        // Checked for leave and chat too: such a room cannot exist, and
+        // saying why beats "not in room".
+        name::check(NameKind::Room, room, self.shared.limits.max_room_len)
+            .map_err(|e| e.to_string())?;
         if room.is_empty() {
             if joining {
                 return Err("join needs a room".into());

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use protocol::handshake;
+use protocol::name::{self, NameError, NameKind};
 use protocol::Proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -97,30 +98,31 @@ fn accept(
         ));
     }
     let bad = |why: String| (400, why, Rejection::BadRequest);
+    let limits = &shared.limits;
     let (mut proto, mut username, mut room) = (None, None, None);
-    for (key, value) in req.params() {
-        match &*key {
+    for (key, value) in req.params_exact() {
+        let (kind, max) = match &*key {
             "proto" => {
+                let value = value.unwrap_or_default();
                 proto = Some(
                     Proto::from_name(&value)
                         .ok_or_else(|| bad(format!("unknown proto {value:?}: json or binary")))?,
-                )
+                );
+                continue;
             }
-            "username" if value.len() > shared.limits.max_username_len => {
-                return Err(bad(format!(
-                    "username over {} bytes",
-                    shared.limits.max_username_len
-                )))
+            "username" => (NameKind::Username, limits.max_username_len),
+            "room" => (NameKind::Room, limits.max_room_len),
+            _ => continue,
+        };
+        // A name the server would refuse in a message is refused here too,
+        // with the parameter named (PROTOCOL.md section 1).
+        let value = value.map_err(|_| bad(NameError::NotUtf8 { kind }.to_string()))?;
+        name::check(kind, &value, max).map_err(|e| bad(e.to_string()))?;
+        if !value.is_empty() {
+            match kind {
+                NameKind::Username => username = Some(value.into_owned()),
+                NameKind::Room => room = Some(value.into_owned()),
             }
-            "room" if value.len() > shared.limits.max_room_len => {
-                return Err(bad(format!(
-                    "room name over {} bytes",
-                    shared.limits.max_room_len
-                )))
-            }
-            "username" if !value.is_empty() => username = Some(value.into_owned()),
-            "room" if !value.is_empty() => room = Some(value.into_owned()),
-            _ => {}
         }
     }
     Ok((

@@ -323,3 +323,83 @@ async fn refused_and_unsupported_messages_do_not_rename_the_connection() {
         "{m:?}"
     );
 }
+
+#[tokio::test]
+async fn a_forged_binary_length_is_named_in_the_error() {
+    // Issue 11: a string claiming 2^60 bytes got "malformed binary message:
+    // io error: " with nothing after it.
+    let server = server();
+    let addr = server.local_addr();
+    let mut c = offender(addr, Proto::Binary, "forged").await;
+    let mut bytes = binary::to_vec(&ChatMessage::new(MsgType::Chat).with_room("forged"));
+    // The username's length prefix (offset 17, section 4.1) → 2^60.
+    bytes[17..25].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    c.ws.send(Message::binary(bytes)).await.unwrap();
+    let err = c.expect_error().await.unwrap();
+    assert!(
+        err.contains("username claims 1152921504606846976 bytes")
+            && err.contains("more than the message holds"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn control_characters_in_names_in_messages_are_refused_in_both_encodings() {
+    // Issue 11: a newline or NUL in a username or room passed. Now refused
+    // like an over-long name: an error, nothing carried out, nothing
+    // renamed, and refusals do not count toward closing.
+    let mut o = opts();
+    o.max_bad_messages = MAX_BAD;
+    let server = start_server(o);
+    let addr = server.local_addr();
+    let mut h = healthy(addr, "cc").await;
+    for proto in [Proto::Json, Proto::Binary] {
+        let mut c = Client::connect(addr, proto, "username=name&room=cc")
+            .await
+            .unwrap();
+        c.recv_msg().await.unwrap();
+        h.recv_msg().await.unwrap();
+        let bad_names = ["a\nb", "\0", "x\r", "del\x7f", "\x1b[2J", "tab\t"];
+        for bad in bad_names {
+            for kind in [MsgType::Join, MsgType::Leave, MsgType::Chat] {
+                // The bad name as a username (room fine), then as a room.
+                let as_user = ChatMessage::new(kind)
+                    .with_room("cc")
+                    .with_username(bad.to_owned())
+                    .with_payload(&b"x"[..]);
+                c.send(&as_user).await.unwrap();
+                let err = c.expect_error().await.unwrap();
+                assert!(
+                    err.starts_with("error: username holds the control character"),
+                    "{proto:?} {kind:?} {bad:?}: {err}"
+                );
+                let as_room = ChatMessage::new(kind)
+                    .with_room(bad.to_owned())
+                    .with_payload(&b"x"[..]);
+                c.send(&as_room).await.unwrap();
+                let err = c.expect_error().await.unwrap();
+                assert!(
+                    err.starts_with("error: room holds the control character"),
+                    "{proto:?} {kind:?} {bad:?}: {err}"
+                );
+            }
+        }
+        // Nothing was carried out: same name, same single room, still open.
+        let m = c.chat_and_echo("cc", b"same?").await.unwrap();
+        assert_eq!(m.username, "name");
+        let m = h.recv_msg().await.unwrap();
+        assert_eq!(
+            (m.username.as_ref(), &m.payload[..]),
+            ("name", &b"same?"[..])
+        );
+        c.send(&ChatMessage::new(MsgType::Leave).with_room("cc"))
+            .await
+            .unwrap();
+        assert_eq!(c.recv_msg().await.unwrap().kind(), Some(MsgType::Leave));
+        assert_eq!(h.recv_msg().await.unwrap().kind(), Some(MsgType::Leave));
+        c.chat("", b"no room").await.unwrap();
+        let err = c.expect_error().await.unwrap();
+        assert!(err.contains("not in any room"), "{err}");
+    }
+    h.chat_and_echo("cc", b"fine").await.unwrap();
+}

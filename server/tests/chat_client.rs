@@ -167,15 +167,27 @@ impl Client {
         }
     }
 
-    /// Waits for `exact` on stdout; a failure shows the client's stderr too.
+    /// Waits for `exact` on stdout, where `#N` in `exact` stands for any
+    /// user id (`alice#N`); a failure shows the client's stderr too.
     fn sees(&mut self, exact: &str) {
-        self.sees_matching(exact, |l| l == exact);
+        self.sees_matching(exact, |l| l == exact || ids_hidden(l) == exact);
     }
 
-    fn sees_matching(&mut self, what: &str, pred: impl Fn(&str) -> bool) {
-        if let Err(e) = self.out.wait_for(what, pred) {
-            panic!("{e}\nstderr:\n{}", self.err.rest().join("\n"));
-        }
+    fn sees_matching(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.out
+            .wait_for(what, pred)
+            .unwrap_or_else(|e| panic!("{e}\nstderr:\n{}", self.err.rest().join("\n")))
+    }
+
+    /// The user id the welcome line announces.
+    fn welcome_id(&mut self) -> u64 {
+        let line = self.sees_matching("the welcome", |l| {
+            l.starts_with("* welcome, your user id is ")
+        });
+        line.rsplit(' ')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no id in {line:?}"))
     }
 
     fn type_line(&mut self, line: &str) {
@@ -191,6 +203,23 @@ impl Client {
     }
 }
 
+/// `line` with every `#` followed by digits turned into `#N`.
+fn ids_hidden(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(pos) = rest.find('#') {
+        out.push_str(&rest[..=pos]);
+        rest = &rest[pos + 1..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push('N');
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn start_server() -> ServerProcess {
     ServerProcess::spawn(env!("CARGO_BIN_EXE_server"), &["--no-metrics"])
         .unwrap_or_else(|e| panic!("server did not start: {e:#}"))
@@ -202,19 +231,19 @@ fn json_and_binary_clients_chat_through_the_real_server() {
     let room = "it-lobby";
 
     let mut alice = Client::start("alice", &server.url(), room, "json");
-    alice.sees("* alice joined it-lobby");
+    alice.sees("* alice#N joined it-lobby");
 
     let mut bob = Client::start("bob", &server.url(), room, "binary");
-    bob.sees("* bob joined it-lobby");
-    alice.sees("* bob joined it-lobby");
+    bob.sees("* bob#N joined it-lobby");
+    alice.sees("* bob#N joined it-lobby");
 
     alice.type_line("hello from alice");
-    bob.sees("[it-lobby] alice: hello from alice");
-    alice.sees("[it-lobby] alice: hello from alice");
+    bob.sees("[it-lobby] alice#N: hello from alice");
+    alice.sees("[it-lobby] alice#N: hello from alice");
 
     bob.type_line("hi from bob ✓");
-    alice.sees("[it-lobby] bob: hi from bob ✓");
-    bob.sees("[it-lobby] bob: hi from bob ✓");
+    alice.sees("[it-lobby] bob#N: hi from bob ✓");
+    bob.sees("[it-lobby] bob#N: hi from bob ✓");
 
     bob.type_line("/ping");
     bob.sees_matching("pong in N ms", |l| {
@@ -233,8 +262,8 @@ fn json_and_binary_clients_chat_through_the_real_server() {
         "carol exited with {status}: {:?}",
         carol.err.rest()
     );
-    alice.sees("[it-lobby] carol: last words");
-    bob.sees("* carol left it-lobby");
+    alice.sees("[it-lobby] carol#N: last words");
+    bob.sees("* carol#N left it-lobby");
 
     let status = alice.end_input();
     assert!(
@@ -242,7 +271,7 @@ fn json_and_binary_clients_chat_through_the_real_server() {
         "alice exited with {status}: {:?}",
         alice.err.rest()
     );
-    bob.sees("* alice left it-lobby");
+    bob.sees("* alice#N left it-lobby");
 
     let status = bob.end_input();
     assert!(
@@ -259,6 +288,53 @@ fn json_and_binary_clients_chat_through_the_real_server() {
             .filter(|l| l.starts_with('!'))
             .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", client.out.name);
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died during the test"
+    );
+}
+
+#[test]
+fn refused_commands_change_nothing_and_namesakes_are_told_apart() {
+    // Issue 11: after a refused /nick the client kept the refused name, so
+    // every later /join was refused too; a refused /join became the
+    // client's current room, so later lines went there and were refused.
+    let mut server = start_server();
+    let mut alice = Client::start("alice", &server.url(), "r1", "json");
+    let me = alice.welcome_id();
+    alice.sees(&format!("* alice#{me} joined r1"));
+
+    alice.type_line(&format!("/nick {}", "n".repeat(65)));
+    alice.sees("! error: username is 65 bytes, the limit is 64");
+    alice.type_line("/join r2");
+    alice.sees(&format!("* alice#{me} joined r2"));
+
+    alice.type_line(&format!("/join {}", "r".repeat(129)));
+    alice.sees("! error: room is 129 bytes, the limit is 128");
+    alice.type_line("still in r2");
+    alice.sees(&format!("[r2] alice#{me}: still in r2"));
+    alice.type_line("/rooms");
+    alice.sees("rooms: r1, r2 (current)");
+
+    // A rename the server carries out, confirmed by its notice.
+    alice.type_line("/nick bob");
+    alice.sees(&format!("* bob#{me} joined r2"));
+
+    // A second bob: each is shown with its own id.
+    let mut bob = Client::start("bob", &server.url(), "r2", "binary");
+    let other = bob.welcome_id();
+    assert_ne!(me, other);
+    bob.sees(&format!("* bob#{other} joined r2"));
+    alice.sees(&format!("* bob#{other} joined r2"));
+    bob.type_line("which bob?");
+    alice.sees(&format!("[r2] bob#{other}: which bob?"));
+    alice.type_line("the other one");
+    bob.sees(&format!("[r2] bob#{me}: the other one"));
+
+    for client in [&mut alice, &mut bob] {
+        let status = client.end_input();
+        assert!(status.success(), "{}: {status}", client.out.name);
     }
     assert!(
         server.child.try_wait().unwrap().is_none(),
@@ -327,7 +403,7 @@ fn an_unrequested_close_is_reported_and_fails_the_exit_status() {
 
     // Whatever the encoding, the client prints it.
     bob.sees("* welcome, your user id is 7");
-    bob.sees("[r&d] carol: in json");
+    bob.sees("[r&d] carol#0: in json");
     let status = bob.guard.wait(WAIT);
     assert!(
         !status.success(),

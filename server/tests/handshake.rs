@@ -183,3 +183,50 @@ async fn an_unfinished_handshake_is_dropped_after_the_handshake_timeout() {
     // The upgraded client is not subject to the handshake timeout.
     h.chat_and_echo("hs", b"fine").await.unwrap();
 }
+
+#[tokio::test]
+async fn names_that_are_not_utf8_or_hold_control_characters_are_400_naming_the_parameter() {
+    // Issue 11: `%ff` used to become U+FFFD silently, and a newline or a
+    // NUL passed into the name other users see.
+    let server = start_server(opts());
+    let addr = server.local_addr();
+    let mut h = healthy(addr).await;
+    for (query, param, why) in [
+        ("username=%00%ff", "username", "not valid UTF-8"),
+        ("username=al%ffice", "username", "not valid UTF-8"),
+        ("username=a%0Ab", "username", "control character U+000A"),
+        ("username=%00", "username", "control character U+0000"),
+        (
+            "username=ok&room=lob%0Dby",
+            "room",
+            "control character U+000D",
+        ),
+        ("room=x%7F", "room", "control character U+007F"),
+        ("room=%1B%5B2J", "room", "control character U+001B"),
+        ("room=%C2%85", "room", "control character U+0085"),
+    ] {
+        let (status, answer) = http_exchange(addr, request(addr, &format!("/?{query}")).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{query}: {answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        assert!(
+            body.starts_with(param) && body.contains(why),
+            "{query}: {body:?}"
+        );
+    }
+    // Valid UTF-8 without control characters still passes, escaped or not,
+    // and so does an escaped U+FFFD that the client really meant.
+    for query in [
+        "username=zo%C3%AB&room=caf%C3%A9",
+        "username=%EF%BF%BD",
+        "username=a+b",
+    ] {
+        assert_eq!(
+            upgrade_status(addr, &format!("/?{query}")).await.unwrap(),
+            101,
+            "{query}"
+        );
+    }
+    h.chat_and_echo("hs", b"fine").await.unwrap();
+}

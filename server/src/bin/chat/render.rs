@@ -41,12 +41,17 @@ pub fn millis(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// A user's display name; the user id stands in when the name is empty.
-fn who<'m>(msg: &'m ChatMessage<'_>) -> Cow<'m, str> {
+/// A user's display name: the name and the user id, always, as `bob#17`.
+/// Names are not unique (any connection may call itself anything), so the
+/// id is what tells two bobs apart; showing it always keeps one user's
+/// label the same whether or not a namesake has turned up. The id comes
+/// last, so a name that itself ends in `#17` cannot pass for user 17. The
+/// id stands alone as `user#17` when the name is empty.
+fn who(msg: &ChatMessage<'_>) -> String {
     if msg.username.is_empty() {
-        Cow::Owned(format!("user#{}", msg.user_id))
+        format!("user#{}", msg.user_id)
     } else {
-        clean(&msg.username)
+        format!("{}#{}", clean(&msg.username), msg.user_id)
     }
 }
 
@@ -86,12 +91,29 @@ mod tests {
 
     #[test]
     fn chat_join_and_leave() {
-        let chat = msg(MsgType::Chat, "lobby", "alice", "hello");
-        assert_eq!(render(&chat, None), "[lobby] alice: hello");
-        let join = msg(MsgType::Join, "lobby", "bob", "");
-        assert_eq!(render(&join, None), "* bob joined lobby");
-        let leave = msg(MsgType::Leave, "lobby", "bob", "");
-        assert_eq!(render(&leave, None), "* bob left lobby");
+        let mut chat = msg(MsgType::Chat, "lobby", "alice", "hello");
+        chat.user_id = 3;
+        assert_eq!(render(&chat, None), "[lobby] alice#3: hello");
+        let mut join = msg(MsgType::Join, "lobby", "bob", "");
+        join.user_id = 4;
+        assert_eq!(render(&join, None), "* bob#4 joined lobby");
+        let mut leave = msg(MsgType::Leave, "lobby", "bob", "");
+        leave.user_id = 4;
+        assert_eq!(render(&leave, None), "* bob#4 left lobby");
+    }
+
+    #[test]
+    fn namesakes_are_told_apart_by_their_ids() {
+        let mut one = msg(MsgType::Chat, "r", "bob", "hi");
+        one.user_id = 17;
+        let mut two = one.clone();
+        two.user_id = 18;
+        assert_eq!(render(&one, None), "[r] bob#17: hi");
+        assert_eq!(render(&two, None), "[r] bob#18: hi");
+        // a name that imitates an id still shows its own
+        let mut fake = msg(MsgType::Chat, "r", "bob#17", "hi");
+        fake.user_id = 19;
+        assert_eq!(render(&fake, None), "[r] bob#17#19: hi");
     }
 
     #[test]
@@ -126,7 +148,7 @@ mod tests {
     fn control_characters_cannot_escape_the_line() {
         let evil = msg(MsgType::Chat, "r\n", "m\u{1b}[2J", "a\nb\r\tc");
         let line = render(&evil, None);
-        assert_eq!(line, r"[r\n] m\u{1b}[2J: a\nb\r\tc");
+        assert_eq!(line, r"[r\n] m\u{1b}[2J#0: a\nb\r\tc");
         assert!(!line.contains('\n') && !line.contains('\u{1b}'));
     }
 
@@ -136,12 +158,12 @@ mod tests {
             .with_room("r")
             .with_username("b")
             .with_payload(vec![b'h', 0xff, b'i']);
-        assert_eq!(render(&bin, None), "[r] b: h\u{fffd}i");
+        assert_eq!(render(&bin, None), "[r] b#0: h\u{fffd}i");
     }
 
     #[test]
     fn unicode_passes_unchanged() {
         let chat = msg(MsgType::Chat, "café", "zoë", "héllo 😀");
-        assert_eq!(render(&chat, None), "[café] zoë: héllo 😀");
+        assert_eq!(render(&chat, None), "[café] zoë#0: héllo 😀");
     }
 }
