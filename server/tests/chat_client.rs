@@ -576,12 +576,12 @@ fn wss_works_with_ca_file_or_insecure_and_an_untrusted_certificate_says_what_to_
     assert_eq!(err.lines().count(), 1, "{err}");
 
     let mut alice = Client::start_with("alice", &url, room, "json", &["--ca-file", ca_arg]);
-    alice.sees("* alice joined tls-lobby");
+    alice.sees("* alice#N joined tls-lobby");
     let mut bob = Client::start_with("bob", &url, room, "binary", &["--insecure"]);
-    bob.sees("* bob joined tls-lobby");
+    bob.sees("* bob#N joined tls-lobby");
     alice.type_line("hello over TLS");
-    bob.sees("[tls-lobby] alice: hello over TLS");
-    alice.sees("[tls-lobby] alice: hello over TLS");
+    bob.sees("[tls-lobby] alice#N: hello over TLS");
+    alice.sees("[tls-lobby] alice#N: hello over TLS");
     for client in [&mut alice, &mut bob] {
         let status = client.end_input();
         assert!(status.success(), "{status}: {:?}", client.err.rest());
