@@ -21,13 +21,14 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY protocol/Cargo.toml protocol/
 COPY promhttp/Cargo.toml promhttp/
+COPY tlsclient/Cargo.toml tlsclient/
 COPY server/Cargo.toml server/
 COPY loadgen/Cargo.toml loadgen/
 COPY coordinator/Cargo.toml coordinator/
 COPY labtest/Cargo.toml labtest/
 COPY bench/Cargo.toml bench/
 COPY testkit/Cargo.toml testkit/
-RUN members="protocol promhttp server loadgen coordinator labtest bench testkit" \
+RUN members="protocol promhttp tlsclient server loadgen coordinator labtest bench testkit" \
  && for m in $members; do mkdir -p "$m/src" && touch "$m/src/lib.rs"; done \
  && cargo fetch --locked \
  && for m in $members; do rm -r "$m/src"; done

@@ -12,11 +12,9 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -51,66 +49,7 @@ impl std::fmt::Debug for TlsSetup {
     }
 }
 
-/// Builds the TLS client configuration: Mozilla's root certificates plus
-/// `extra_roots` (a private CA's, from `--ca-file`), or no verification at
-/// all with `insecure` (for test servers with self-signed certificates,
-/// never for anything that matters).
-pub fn client_config(
-    insecure: bool,
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for cert in extra_roots {
-            roots.add(cert.clone())?;
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(Arc::new(config))
-}
-
-/// Why a `--ca-file`'s contents cannot serve as trusted roots.
-#[derive(Debug, thiserror::Error)]
-pub enum CaError {
-    #[error("not PEM: {0}")]
-    Pem(String),
-    #[error("certificate {0} cannot be a trusted root: {1}")]
-    Unusable(usize, rustls::Error),
-    #[error("holds no certificate (expected PEM blocks \"-----BEGIN CERTIFICATE-----\")")]
-    Empty,
-}
-
-/// The certificates of a PEM text (`--ca-file`'s contents, which travel
-/// in the run options to workers and agents rather than the path, so no
-/// process reads a file on another's say-so). Other PEM blocks (a key
-/// left in the same file) are skipped; no certificate at all is an error,
-/// since trusting nothing new is surely not what was meant.
-pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, CaError> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CaError::Pem(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(CaError::Empty);
-    }
-    // What `client_config` will do with them, so that a block of garbage
-    // fails here, before anything connects, and not in every worker.
-    let mut roots = rustls::RootCertStore::empty();
-    for (i, cert) in certs.iter().enumerate() {
-        roots
-            .add(cert.clone())
-            .map_err(|e| CaError::Unusable(i + 1, e))?;
-    }
-    Ok(certs)
-}
+pub use tlsclient::{client_config, parse_ca_pem, CaError};
 
 fn noop_context() -> Context<'static> {
     Context::from_waker(Waker::noop())
@@ -198,55 +137,5 @@ impl Transport {
                 Poll::Pending => Ok(()),
             },
         }
-    }
-}
-
-/// `--insecure`: a verifier that accepts any certificate, but still checks
-/// the handshake signatures with the provider's algorithms.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

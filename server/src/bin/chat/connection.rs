@@ -160,7 +160,7 @@ async fn connect_unbounded(
             let name = crate::tls::server_name(&host)?;
             match connector.connect(name, tcp).await {
                 Ok(stream) => Box::new(stream),
-                Err(e) => bail!("cannot connect to {url}: {}", crate::tls::describe(&e)),
+                Err(e) => bail!("cannot connect to {url}: {}", tlsclient::describe(&e)),
             }
         }
         None => Box::new(tcp),
