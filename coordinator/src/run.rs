@@ -535,21 +535,15 @@ impl<'a> Runner<'a> {
                 result.ramp_secs = result.ramp_secs.max(o.ramp_secs);
                 result.sending_secs = result.sending_secs.max(o.sending_secs);
                 parts.push(o.totals.clone());
-                ramps.push(Outcome {
-                    ramp_secs: o.ramp_secs,
-                    ramp_attempted: o.ramp_attempted,
-                    ..Outcome::default()
-                });
+                ramps.push((o.ramp_secs, o.ramp_attempted));
                 part.totals = Some(o.totals);
             }
             result.agents.push(part);
         }
         result.totals = Totals::merged(&parts);
-        let (ramp_secs, attempted) = loadgen::multiproc::merged_ramp(&ramps);
-        result.ramp_achieved =
-            (ramp_secs > 0.0 && attempted > 0).then(|| attempted as f64 / ramp_secs);
-        let asked = self.setup.scenario.phases[result.index].ramp;
-        result.ramp_asked = (asked.is_finite() && asked > 0.0).then_some(asked);
+        let (ramp_secs, attempted) = loadgen::multiproc::merged_ramp(ramps);
+        result.ramp_achieved = loadgen::engine::achieved_ramp(ramp_secs, attempted);
+        result.ramp_asked = loadgen::verdict::paced(self.setup.scenario.phases[result.index].ramp);
         let series: Vec<(&[Interval], usize)> = result
             .agents
             .iter()

@@ -528,10 +528,10 @@ fn on_data(
     now: Instant,
 ) {
     ctx.recorder.received(1, 0);
-    let (payload, own_kind): (&[u8], Latency) = match ctx.workload.kind {
+    let payload: &[u8] = match ctx.workload.kind {
         WorkloadKind::Echo => match m {
-            Message::Binary(b) => (b, Latency::Echo),
-            Message::Text(t) => (t.as_bytes(), Latency::Echo),
+            Message::Binary(b) => b,
+            Message::Text(t) => t.as_bytes(),
             _ => return,
         },
         WorkloadKind::ChatBinary | WorkloadKind::ChatJson => {
@@ -546,7 +546,7 @@ fn on_data(
             };
             match msg.kind() {
                 Some(MsgType::Chat) => {}
-                Some(MsgType::System) if msg.payload.starts_with(ERROR_PREFIX) => {
+                Some(MsgType::System) if msg.is_error() => {
                     ctx.recorder.unexpected(|| {
                         format!("an error from the server: {:?}", excerpt(&msg.payload))
                     });
@@ -568,12 +568,8 @@ fn on_data(
         // server's welcome, say) without judging it.
         WorkloadKind::Idle => return,
     };
-    time_probe(ctx, role, outstanding, payload, now, own_kind);
+    time_probe(ctx, role, outstanding, payload, now, Latency::Echo);
 }
-
-/// The prefix of every error message of the chat protocol (PROTOCOL.md,
-/// "Error messages").
-const ERROR_PREFIX: &[u8] = b"error: ";
 
 /// The start of a payload, as text, for a message people read.
 fn excerpt(payload: &[u8]) -> String {

@@ -85,9 +85,14 @@ impl Outcome {
     /// Connections per second the ramp achieved: attempted during the
     /// ramp over its length; None when there was no ramp to measure.
     pub fn ramp_achieved(&self) -> Option<f64> {
-        (self.ramp_secs > 0.0 && self.ramp_attempted > 0)
-            .then(|| self.ramp_attempted as f64 / self.ramp_secs)
+        achieved_ramp(self.ramp_secs, self.ramp_attempted)
     }
+}
+
+/// Connections per second of a ramp that attempted `attempted` in `secs`;
+/// None when there was no ramp to measure.
+pub fn achieved_ramp(secs: f64, attempted: u64) -> Option<f64> {
+    (secs > 0.0 && attempted > 0).then(|| attempted as f64 / secs)
 }
 
 /// The cores `threads` runtime threads can really use on this machine.

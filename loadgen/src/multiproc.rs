@@ -252,7 +252,8 @@ pub async fn run(
     let threads = engine::usable_cores(outcomes.iter().map(|o| o.threads).sum());
     let saturation = crate::saturation::Saturation::judge(&intervals, threads);
     let longest = |f: fn(&Outcome) -> f64| outcomes.iter().map(f).fold(0.0, f64::max);
-    let (ramp_secs, ramp_attempted) = merged_ramp(&outcomes);
+    let (ramp_secs, ramp_attempted) =
+        merged_ramp(outcomes.iter().map(|o| (o.ramp_secs, o.ramp_attempted)));
     Ok(Outcome {
         held_after_ramp: outcomes.iter().map(|o| o.held_after_ramp).sum(),
         threads,
@@ -277,13 +278,13 @@ pub async fn run(
 /// The ramp of parts that ramped side by side (worker processes, or a
 /// coordinator's agents): the longest ramp and every part's attempts, so
 /// that attempted / seconds is the whole run's achieved ramp.
-pub fn merged_ramp(parts: &[Outcome]) -> (f64, u64) {
-    let secs = parts.iter().map(|o| o.ramp_secs).fold(0.0, f64::max);
-    let attempted = parts
-        .iter()
-        .map(|o| o.ramp_attempted)
-        .fold(0, u64::saturating_add);
-    (secs, attempted)
+/// `parts` are (ramp seconds, connections attempted during the ramp).
+pub fn merged_ramp(parts: impl IntoIterator<Item = (f64, u64)>) -> (f64, u64) {
+    parts
+        .into_iter()
+        .fold((0.0, 0), |(secs, attempted), (s, a)| {
+            (f64::max(secs, s), u64::saturating_add(attempted, a))
+        })
 }
 
 /// Merges the per-second series of several parts (worker processes, or
@@ -441,10 +442,13 @@ mod tests {
         };
         // Two workers at 2,500/s each: 5,000/s together, not 2,500.
         let parts = [part(4.0, 10_000), part(4.2, 10_000)];
-        assert_eq!(merged_ramp(&parts), (4.2, 20_000));
+        assert_eq!(
+            merged_ramp(parts.iter().map(|o| (o.ramp_secs, o.ramp_attempted))),
+            (4.2, 20_000)
+        );
         let merged = part(4.2, 20_000);
         assert!((merged.ramp_achieved().unwrap() - 20_000.0 / 4.2).abs() < 1e-9);
-        assert_eq!(merged_ramp(&[]), (0.0, 0));
+        assert_eq!(merged_ramp([]), (0.0, 0));
         assert_eq!(part(0.0, 5).ramp_achieved(), None);
         assert_eq!(part(1.0, 0).ramp_achieved(), None);
         // An outcome from before the field still reads, without a ramp.

@@ -149,7 +149,7 @@ impl Verdict {
 const RAMP_SHORTFALL: f64 = 0.9;
 
 /// `--ramp` as a rate, or None when unpaced (0 or infinite).
-fn paced(ramp: f64) -> Option<f64> {
+pub fn paced(ramp: f64) -> Option<f64> {
     (ramp.is_finite() && ramp > 0.0).then_some(ramp)
 }
 

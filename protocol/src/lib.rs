@@ -14,7 +14,7 @@ pub mod message;
 pub mod name;
 pub mod write_queue;
 
-pub use message::{ChatMessage, MsgType, Proto};
+pub use message::{ChatMessage, MsgType, Proto, ERROR_PREFIX};
 
 /// Why a chat message could not be decoded. Carries enough detail for the
 /// server to tell the client what was wrong in a System error message.

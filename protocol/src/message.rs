@@ -101,12 +101,28 @@ pub struct ChatMessage<'a> {
     pub room: Cow<'a, str>,
 }
 
+/// The start of every error message's payload (PROTOCOL.md, "Error
+/// messages"): stable, unlike the reason that follows it, so clients can
+/// tell an error from other `system` messages.
+pub const ERROR_PREFIX: &str = "error: ";
+
 impl<'a> ChatMessage<'a> {
     pub fn new(kind: MsgType) -> ChatMessage<'a> {
         ChatMessage {
             msg_type: kind as u8,
             ..ChatMessage::default()
         }
+    }
+
+    /// An error message: a `system` message whose payload is
+    /// [`ERROR_PREFIX`] and `why`.
+    pub fn error(why: &str) -> ChatMessage<'static> {
+        ChatMessage::new(MsgType::System).with_payload(format!("{ERROR_PREFIX}{why}").into_bytes())
+    }
+
+    /// Whether this is an error message ([`ChatMessage::error`]).
+    pub fn is_error(&self) -> bool {
+        self.kind() == Some(MsgType::System) && self.payload.starts_with(ERROR_PREFIX.as_bytes())
     }
 
     /// The decoded type; `None` for a byte outside 1..=6 (decoders reject

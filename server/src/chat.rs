@@ -278,8 +278,7 @@ impl Session {
     /// A well-formed request the server will not carry out: the client is
     /// told why; it does not count toward closing the connection.
     fn refuse(&mut self, why: String) {
-        let mut msg =
-            ChatMessage::new(MsgType::System).with_payload(format!("error: {why}").into_bytes());
+        let mut msg = ChatMessage::error(&why);
         msg.user_id = self.conn.id;
         msg.timestamp = now_millis();
         broadcast::to_conn(&self.shared, &self.conn, &msg);

@@ -248,8 +248,7 @@ mod tests {
     }
 
     fn error(s: &mut Session, why: &str) {
-        let mut err =
-            ChatMessage::new(MsgType::System).with_payload(format!("error: {why}").into_bytes());
+        let mut err = ChatMessage::error(why);
         err.user_id = ME;
         s.on_message(&err, Instant::now());
     }
